@@ -1,0 +1,3 @@
+from sglfleet.cli.app import main
+
+main()
