@@ -1,0 +1,5 @@
+import sys
+
+from sglfleet_stage.cli import main
+
+sys.exit(main())
