@@ -1,0 +1,5 @@
+import sys
+
+from sglfleet_rehearsal.engine import main
+
+sys.exit(main())
