@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="model_weights_local_dir",
         help="variable named in the out-of-space error",
     )
-    p_stage.add_argument("--prune", action="store_true", help="delete files the manifest lacks")
+    p_stage.add_argument(
+        "--prune",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="delete files the manifest lacks",
+    )
     p_stage.add_argument("--seed", type=int, help="seed for sampled blocks (tests)")
 
     p_verify = sub.add_parser("verify", help="verify DIR in place against its manifest")
