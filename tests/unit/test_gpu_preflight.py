@@ -252,3 +252,18 @@ def test_expected_for_host_reads_inventory_and_driver_pin(tmp_path: Path) -> Non
     assert expected.gpu_memory_gb == 80.0
     assert expected.driver_branch == "580"  # the nvidia_driver role's default
     assert expected.driver_version == "580.95.05"
+
+
+def test_real_capture_of_two_h200_passes_and_a_wrong_pin_fails() -> None:
+    """h200x2-device.json was collected by gpu_preflight.yml on the device tool's 2x H200 VM."""
+    raw = load("h200x2-device")
+    node = ExpectedNode("device-h200x2", 2, "H200-SXM-141GB", 141.0, "580", None)
+    checks = by_name(evaluate(raw, node))
+    assert {c.status for c in checks.values()} == {"ok"}
+    assert checks["nvlink"].observed == "36 links active on 2 GPUs"
+    assert checks["xid_errors"].observed == "none since boot"
+    pinned = ExpectedNode("device-h200x2", 2, "H200-SXM-141GB", 141.0, "580", "580.95.05")
+    failed = [c for c in evaluate(raw, pinned) if c.status == "fail"]
+    assert [(c.check, c.observed, c.expected) for c in failed] == [
+        ("driver_version", "580.159.04", "580.95.05")
+    ]

@@ -559,17 +559,18 @@ def _xid_check(host: str, raw: Mapping[str, Any]) -> Check:
     kernel = raw.get("kernel_log") or {}
     hours = str(raw.get("xid_window_hours", "?"))
     window = f"the last {hours} h" if hours.isdigit() else hours
+    none_seen = f"none in {window}" if hours.isdigit() else f"none {window}"
     if kernel.get("source") in (None, "none"):
         return _check(
             host,
             "xid_errors",
             "skip",
             "kernel log not readable",
-            f"no Xid in {window}",
+            f"no Xid, {window}",
         )
     xids = parse_xids(str(line) for line in kernel.get("lines") or [])
     if not xids:
-        return _check(host, "xid_errors", "ok", f"none in {window}", f"no Xid in {window}")
+        return _check(host, "xid_errors", "ok", none_seen, f"no Xid, {window}")
     counts: dict[int, list[str]] = {}
     for pci, xid, _line in xids:
         counts.setdefault(xid, [])
@@ -591,7 +592,7 @@ def _xid_check(host: str, raw: Mapping[str, Any]) -> Check:
         parts.append(f"Xid {xid} ({meaning}) on {', '.join(counts[xid])}")
         fixes.append(f"Xid {xid}: {fix}")
     return _check(
-        host, "xid_errors", worst, "; ".join(parts), f"no Xid in {window}", " | ".join(fixes)
+        host, "xid_errors", worst, "; ".join(parts), f"no Xid, {window}", " | ".join(fixes)
     )
 
 
