@@ -69,7 +69,7 @@ _Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(
 def read_yaml(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as handle:
-            return yaml.load(handle, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+            return yaml.load(handle, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise InventoryError(
             [Problem(f"{path} is not valid YAML: {exc}", "fix the YAML syntax at the line shown")],
@@ -204,7 +204,11 @@ def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
     raw = read_yaml(hosts_file) or {}
     if not isinstance(raw, dict) or "all" not in raw:
         raise InventoryError(
-            [Problem(f"{hosts_file} must start with `all:`", "use Ansible's YAML inventory format")],
+            [
+                Problem(
+                    f"{hosts_file} must start with `all:`", "use Ansible's YAML inventory format"
+                )
+            ],
             str(base),
         )
     host_groups: dict[str, list[str]] = {}

@@ -1,4 +1,4 @@
-"""Typed inventory model: what an sglfleet inventory may say, validated before any host is touched."""
+"""Typed inventory model: what an inventory may say, validated before any host is touched."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ class ModelSpec(StrictModel):
     hub: Literal["huggingface", "modelscope", "mirror", "local"] = "huggingface"
     repo_id: str | None = None
     revision: str = "main"
+    mirror_path: str | None = None
     weights_gb: float
     kv_cache_reserve_gb: float | None = None
     served_name: str | None = None

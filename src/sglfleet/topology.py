@@ -19,6 +19,7 @@ from sglfleet.models import (
     ServingGroupSpec,
 )
 from sglfleet.nccl import node_nccl_env
+from sglfleet.server_config import tokens_to_config
 
 # GPU memory by model name fragment, in GB as vendors quote it (decimal).
 GPU_MEMORY_GB: dict[str, float] = {
@@ -153,9 +154,7 @@ def group_tp(inv: Inventory, replica: Replica) -> int:
     return max(1, gpus // max(1, dp))
 
 
-def server_args(
-    inv: Inventory, replica: Replica, rank: int, *, reveal: bool = False
-) -> list[str]:
+def server_args(inv: Inventory, replica: Replica, rank: int) -> list[str]:
     """Every SGLang server flag of one node, as command-line tokens."""
     spec = replica.spec
     model = inv.models[spec.model]
@@ -172,7 +171,7 @@ def server_args(
     if spec.dp > 1:
         args += ["--dp-size", str(spec.dp)]
     if spec.attn_dp:
-        args += ["--enable-dp-attention"] if spec.attn_dp else []
+        args += ["--attn-dp-size", str(spec.attn_dp)]
     if spec.ep:
         args += ["--ep-size", str(spec.ep)]
     args += ["--host", service_address(host), "--port", str(spec.port)]
@@ -204,7 +203,7 @@ def server_args(
     args += _option_tokens(spec.server_args)
     args += list(spec.extra_args)
     if inv.api_key is not None:
-        args += ["--api-key", inv.api_key.reveal() if reveal else REDACTED]
+        args += ["--api-key", REDACTED]
     return args
 
 
@@ -389,14 +388,21 @@ def _port_clashes(inv: Inventory) -> list[Problem]:
         for host in replica.hosts:
             claim(host, spec.port, f"{replica.name} API", f"{var}.port")
             if len(replica.hosts) > 1:
-                claim(host, spec.dist_init_port, f"{replica.name} dist-init", f"{var}.dist_init_port")
+                claim(
+                    host, spec.dist_init_port, f"{replica.name} dist-init", f"{var}.dist_init_port"
+                )
     if inv.router is not None:
         claim(inv.router.host, inv.router.port, "router", "sglfleet_router.port")
-        claim(inv.router.host, inv.router.metrics_port, "router metrics", "sglfleet_router.metrics_port")
+        claim(
+            inv.router.host,
+            inv.router.metrics_port,
+            "router metrics",
+            "sglfleet_router.metrics_port",
+        )
     return problems
 
 
-def plan(inv: Inventory, *, reveal: bool = False) -> ClusterPlan:
+def plan(inv: Inventory) -> ClusterPlan:
     """The whole cluster's plan. Raises InventoryError when cross-checks fail."""
     problems = check(inv)
     if problems:
@@ -410,7 +416,7 @@ def plan(inv: Inventory, *, reveal: bool = False) -> ClusterPlan:
                 host=host,
                 node_rank=rank,
                 argv=tuple(launch_argv(inv, replica.name)),
-                server_args=tuple(server_args(inv, replica, rank, reveal=reveal)),
+                server_args=tuple(server_args(inv, replica, rank)),
                 env=node_env(inv, replica, rank),
                 unit=SERVER_UNIT.format(group=replica.name),
                 service_address=service_address(inv.hosts[host]),
@@ -471,10 +477,14 @@ def plan_json(cluster: ClusterPlan) -> dict[str, Any]:
 
 
 def node_launch(inv: Inventory, host: str) -> dict[str, Any] | None:
-    """What one host runs (for the Ansible filter): group, rank, args with the secret revealed."""
-    for group in plan(inv, reveal=True).serving_groups:
+    """What one host runs (for the Ansible filter). The API key is left to Ansible's own vars."""
+    for group in plan(inv).serving_groups:
         for node in group.nodes:
             if node.host == host:
+                args = list(node.server_args)
+                if "--api-key" in args:
+                    index = args.index("--api-key")
+                    del args[index : index + 2]
                 return {
                     "group": group.name,
                     "model": group.model,
@@ -482,7 +492,8 @@ def node_launch(inv: Inventory, host: str) -> dict[str, Any] | None:
                     "nnodes": group.nnodes,
                     "node_rank": node.node_rank,
                     "argv": list(node.argv),
-                    "server_args": list(node.server_args),
+                    "server_args": args,
+                    "config": tokens_to_config(args),
                     "env": dict(node.env),
                     "unit": node.unit,
                     "port": node.port,
@@ -490,9 +501,40 @@ def node_launch(inv: Inventory, host: str) -> dict[str, Any] | None:
                     "rank0_url": group.api_url,
                     "dist_init_addr": group.dist_init_addr,
                     "members": [n.host for n in group.nodes],
+                    "member_urls": [f"http://{n.service_address}:{n.port}" for n in group.nodes],
+                    "model_dir": f"{inv.models_dir}/{group.model}",
                 }
     return None
 
 
 def unfit_groups(cluster: ClusterPlan) -> Iterable[GroupPlan]:
     return (g for g in cluster.serving_groups if not g.memory.fits)
+
+
+def router_workers(inv: Inventory) -> dict[str, Any]:
+    """What the router fronts: rank-0 URLs of regular groups, or prefill/decode pairs."""
+    cluster = plan(inv)
+    regular: list[str] = []
+    prefill: list[dict[str, Any]] = []
+    decode: list[str] = []
+    specs = {s.name: s for s in inv.serving_groups}
+    for group in cluster.serving_groups:
+        spec = specs[group.spec_name]
+        if not spec.router:
+            continue
+        if group.mode == "prefill":
+            bootstrap = spec.disaggregation.bootstrap_port if spec.disaggregation else None
+            prefill.append({"url": group.api_url, "bootstrap_port": bootstrap})
+        elif group.mode == "decode":
+            decode.append(group.api_url)
+        else:
+            regular.append(group.api_url)
+    return {
+        "pd": bool(prefill or decode),
+        "worker_urls": regular,
+        "prefill": prefill,
+        "decode": decode,
+        "groups": [
+            {"name": g.name, "url": g.api_url, "mode": g.mode} for g in cluster.serving_groups
+        ],
+    }

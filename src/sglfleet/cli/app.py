@@ -1,0 +1,225 @@
+"""The sglfleet command line: parse options, call one function, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from sglfleet import __version__
+from sglfleet.errors import SglfleetError
+
+app = typer.Typer(
+    name="sglfleet",
+    help="Provision and operate SGLang serving clusters on bare-metal GPU servers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+lab_app = typer.Typer(help="A local lab cluster in podman containers.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+InventoryOpt = Annotated[
+    Path, typer.Option("--inventory", "-i", help="Inventory directory (holding hosts.yml).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+def progress(message: str) -> None:
+    sys.stderr.write(f"lab: {message}\n")
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def handled(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn SglfleetError into `Error:`/`Hint:` lines and its exit code, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except SglfleetError as exc:
+            from sglfleet.ui.render import print_error
+
+            print_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("Error: interrupted\n")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@handled
+def version() -> None:
+    """Print sglfleet's version."""
+    print(__version__)
+
+
+@app.command()
+@handled
+def init(
+    destination: Annotated[Path, typer.Argument(help="New inventory directory.")],
+    profile: Annotated[
+        str, typer.Option(help="Scaffold: single-node, multi-node-tp or replicas.")
+    ] = "single-node",
+) -> None:
+    """Scaffold an inventory from a profile."""
+    from sglfleet.scaffold import scaffold
+
+    written = scaffold(profile, destination)
+    print(f"Wrote {len(written)} files to {destination}. Edit hosts.yml, then run:")
+    print(f"  sglfleet plan -i {destination}")
+
+
+@app.command()
+@handled
+def plan(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
+    """Show serving groups, ranks, launch commands and the memory-fit check. Touches no host."""
+    from sglfleet.inventory import load_inventory
+    from sglfleet.topology import plan as make_plan
+    from sglfleet.topology import plan_json, unfit_groups
+
+    cluster = make_plan(load_inventory(inventory))
+    if as_json:
+        emit_json(plan_json(cluster))
+    else:
+        from sglfleet.ui.render import print_plan
+
+        print_plan(cluster)
+    unfit = list(unfit_groups(cluster))
+    if unfit:
+        from sglfleet.errors import InventoryError, Problem
+
+        raise InventoryError(
+            [
+                Problem(g.memory.message, g.memory.hint or "", variable="sglfleet_serving_groups")
+                for g in unfit
+            ],
+            str(inventory),
+        )
+
+
+@app.command()
+@handled
+def up(
+    inventory: InventoryOpt,
+    limit: Annotated[str | None, typer.Option(help="Only these hosts (Ansible pattern).")] = None,
+    tags: Annotated[str | None, typer.Option(help="Only tasks with these tags.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Dry run: change nothing.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show file changes.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Converge the cluster: site.yml through ansible-runner with live per-host progress."""
+    from sglfleet.deploy import converge
+
+    result = converge(inventory, limit=limit, tags=tags, check=check, diff=diff, quiet=as_json)
+    if as_json:
+        emit_json({"recap": result.state.recap, "rc": result.rc})
+    if result.rc != 0:
+        raise typer.Exit(result.rc)
+
+
+@app.command()
+@handled
+def preflight(
+    inventory: InventoryOpt,
+    nccl: Annotated[bool, typer.Option("--nccl", help="Also measure NCCL all-reduce.")] = False,
+    limit: Annotated[str | None, typer.Option(help="Only these hosts (Ansible pattern).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every node's GPUs (and with --nccl the fabric) against the inventory."""
+    from sglfleet.preflight.run import run_preflight
+
+    failed = run_preflight(inventory, nccl=nccl, limit=limit, as_json=as_json)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def status(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
+    """Serving groups and nodes: unit state, rank and readiness."""
+    from sglfleet.status import collect_status, render_status
+
+    document = collect_status(inventory)
+    if as_json:
+        emit_json(document)
+    else:
+        render_status(document)
+
+
+@lab_app.command("up")
+@handled
+def lab_up(
+    nodes: Annotated[int, typer.Option(help="Number of lab nodes.")] = 3,
+    gpus_per_node: Annotated[int, typer.Option(help="Simulated GPUs per node.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the lab containers and write their inventory."""
+    from sglfleet.lab.podman import up as lab_start
+
+    document = lab_start(nodes, gpus_per_node, progress)
+    if as_json:
+        emit_json(document)
+    else:
+        print(f"Lab inventory: {document['inventory']}")
+        print(f"Next: sglfleet up -i {document['inventory']}")
+
+
+@lab_app.command("image")
+@handled
+def lab_image() -> None:
+    """Build the lab's Debian 12 base image (once; cached)."""
+    from sglfleet.lab.podman import build_image
+
+    build_image(progress)
+
+
+@lab_app.command("down")
+@handled
+def lab_down(
+    keep_image: Annotated[
+        bool, typer.Option(help="Keep the cached base image for the next lab up.")
+    ] = False,
+) -> None:
+    """Remove everything the lab made."""
+    from sglfleet.lab.podman import down
+
+    down(keep_image, progress)
+
+
+@lab_app.command("status")
+@handled
+def lab_status(as_json: JsonOpt = False) -> None:
+    """The lab's inventory, endpoint, API key and nodes."""
+    from sglfleet.lab.podman import status as lab_state
+
+    document = lab_state()
+    if as_json:
+        emit_json(document)
+    else:
+        from sglfleet.ui.render import print_table
+
+        print(f"inventory: {document['inventory']}")
+        print(f"endpoint:  {document['endpoint']}")
+        print_table(
+            "lab nodes",
+            ["name", "container", "address"],
+            [[n["name"], n["container"], n["address"]] for n in document["nodes"]],
+        )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,53 @@
+"""Converge a cluster: validate the inventory, then run site.yml with live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sglfleet.errors import InventoryError, Problem
+from sglfleet.inventory import load_inventory
+from sglfleet.runner import RunResult, run_playbook
+from sglfleet.topology import plan, unfit_groups
+
+
+def validate(inventory: Path) -> None:
+    """Everything checkable without a host; raises InventoryError (exit 2) before any connection."""
+    cluster = plan(load_inventory(inventory))
+    unfit = list(unfit_groups(cluster))
+    if unfit:
+        raise InventoryError(
+            [
+                Problem(g.memory.message, g.memory.hint or "", variable="sglfleet_serving_groups")
+                for g in unfit
+            ],
+            str(inventory),
+        )
+
+
+def converge(
+    inventory: Path,
+    *,
+    limit: str | None = None,
+    tags: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    quiet: bool = False,
+    playbook: str = "site.yml",
+) -> RunResult:
+    validate(inventory)
+    from sglfleet.ui.render import LiveRun, err_console, print_recap
+
+    if quiet:
+        result = run_playbook(playbook, inventory, limit=limit, tags=tags, check=check, diff=diff)
+    else:
+        with LiveRun() as live:
+            result = run_playbook(
+                playbook, inventory, limit=limit, tags=tags, check=check, diff=diff, on_event=live
+            )
+        print_recap(result.state)
+    if result.rc != 0 and not quiet:
+        err_console.print(f"Error: {playbook} failed (ansible exit code {result.rc})")
+        err_console.print(
+            f"Hint: fix the failures above, then re-run; full log in {result.artifacts}"
+        )
+    return result

@@ -1,0 +1,1 @@
+"""The local lab cluster in podman containers, for rehearsal and tests."""

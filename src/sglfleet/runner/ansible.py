@@ -1,0 +1,109 @@
+"""Run a playbook through ansible-runner, streaming typed events to a callback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from sglfleet.events import Event, RunFinished, RunState, parse_event, reduce
+from sglfleet.paths import project_root, sglfleet_home
+
+KEEP_RUNS = 50
+
+
+@dataclass(frozen=True)
+class RunResult:
+    rc: int
+    status: str
+    state: RunState
+    artifacts: Path
+
+
+def _workspace(playbook: str) -> Path:
+    runs = sglfleet_home() / "runs"
+    runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    name = Path(playbook).stem
+    path = runs / f"{stamp}-{name}-{os.getpid()}"
+    path.mkdir(mode=0o700)
+    old = sorted(p for p in runs.iterdir() if p.is_dir())
+    for stale in old[:-KEEP_RUNS]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return path
+
+
+def run_playbook(
+    playbook: str,
+    inventory: str | Path,
+    *,
+    limit: str | None = None,
+    tags: str | None = None,
+    skip_tags: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    extravars: dict[str, Any] | None = None,
+    forks: int | None = None,
+    on_event: Callable[[Event, RunState], None] | None = None,
+) -> RunResult:
+    """Run `playbook` (relative to the project) against an inventory directory."""
+    root = project_root()
+    workspace = _workspace(playbook)
+    state = RunState()
+    cmdline: list[str] = []
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+
+    def handle(raw: dict[str, Any]) -> bool:
+        event = parse_event(raw)
+        if event is not None:
+            reduce(state, event)
+            if on_event is not None:
+                on_event(event, state)
+        return True
+
+    inventory_path = Path(inventory).expanduser().resolve()
+    envvars = {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(root / "roles"),
+        "ANSIBLE_FILTER_PLUGINS": str(root / "plugins" / "filter"),
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(sglfleet_home() / "facts"),
+        "SGLFLEET_PROJECT": str(root),
+    }
+    kwargs: dict[str, Any] = {
+        "private_data_dir": str(workspace),
+        "project_dir": str(root),
+        "playbook": str(root / playbook),
+        "inventory": str(inventory_path),
+        "envvars": envvars,
+        "quiet": True,
+        "event_handler": handle,
+        "extravars": extravars or {},
+        "rotate_artifacts": 1,
+    }
+    if limit:
+        kwargs["limit"] = limit
+    if tags:
+        kwargs["tags"] = tags
+    if skip_tags:
+        kwargs["skip_tags"] = skip_tags
+    if forks:
+        kwargs["forks"] = forks
+    if cmdline:
+        kwargs["cmdline"] = " ".join(cmdline)
+    runner = ansible_runner.run(**kwargs)
+    rc = int(runner.rc if runner.rc is not None else 1)
+    status = str(runner.status)
+    final = RunFinished(rc=rc, status=status)
+    reduce(state, final)
+    if on_event is not None:
+        on_event(final, state)
+    return RunResult(rc=rc, status=status, state=state, artifacts=workspace)

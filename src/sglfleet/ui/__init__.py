@@ -1,0 +1,1 @@
+"""Rich rendering of run state and results; reads state, decides nothing."""
