@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete files the manifest lacks",
     )
     p_stage.add_argument("--seed", type=int, help="seed for sampled blocks (tests)")
+    p_stage.add_argument(
+        "--dry-run", action="store_true", help="report what would be copied; write nothing"
+    )
 
     p_verify = sub.add_parser("verify", help="verify DIR in place against its manifest")
     p_verify.add_argument("dir", type=Path)
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             options.space_variable = args.space_variable
             options.prune = args.prune
             options.seed = args.seed
+            options.dry_run = args.dry_run
             result = stage(args.source, args.dest, options, args.manifest)
         elif args.command == "verify":
             result = verify_dir(args.dir, options, args.manifest)

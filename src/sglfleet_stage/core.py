@@ -428,6 +428,7 @@ class RunOptions:
     progress: bool = True
     prune: bool = False
     seed: int | None = None
+    dry_run: bool = False  # assess and report only: what a real run would copy (check mode)
 
 
 def _fail_on(results: list[Any], what: str) -> None:
@@ -448,7 +449,8 @@ def stage(
     started = time.monotonic()
     manifest_path = manifest or source / MANIFEST_NAME
     entries = load_manifest(manifest_path)
-    dest.mkdir(parents=True, exist_ok=True)
+    if not options.dry_run:
+        dest.mkdir(parents=True, exist_ok=True)
     marker = read_marker(dest)
     records = marker.by_path() if marker else {}
     rng = random.Random(options.seed)
@@ -481,6 +483,20 @@ def stage(
                 f"{free / 1e9:.1f} GB free. Fix: free space there, or set "
                 f"{options.space_variable} to a directory on a larger disk"
             )
+    if options.dry_run:
+        new_manifest = marker is None or marker.manifest_sha256 != manifest_digest(manifest_path)
+        return {
+            "changed": bool(todo) or new_manifest or any(o.refreshed for o in assessed),
+            "dry_run": True,
+            "dest": str(dest),
+            "mode": options.mode,
+            "files": len(entries),
+            "copied": [e.path for e, _ in todo],
+            "restaged": [
+                {"path": e.path, "reason": o.reason} for e, o in todo if o.reason != "missing"
+            ],
+        }
+    if todo:
         remove_marker(dest)
         progress = Progress(
             "staging", sum(e.size for e, _ in todo), len(todo), enabled=options.progress

@@ -301,3 +301,18 @@ def test_node_tool_uses_only_the_standard_library() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dry_run_reports_and_writes_nothing(mirror: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "local" / "m"
+    fresh = stage(mirror, dest, opts(dry_run=True))
+    assert fresh["changed"] is True and len(fresh["copied"]) == 6
+    assert not dest.exists()
+    stage(mirror, dest, opts())
+    assert stage(mirror, dest, opts(dry_run=True))["changed"] is False
+    os.truncate(dest / SHARD, 10)
+    before = sorted(p.name for p in dest.iterdir())
+    report = stage(mirror, dest, opts(dry_run=True))
+    assert report["copied"] == [SHARD] and report["changed"] is True
+    assert sorted(p.name for p in dest.iterdir()) == before
+    assert (dest / SHARD).stat().st_size == 10
