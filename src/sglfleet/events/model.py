@@ -156,7 +156,12 @@ def reduce(state: RunState, event: Event) -> RunState:
                 Failure(event.host, event.task, event.message, event.status == "unreachable")
             )
     elif isinstance(event, StatsReported):
+        # The recap is authoritative: no_log results hide `changed` from the live events.
         state.recap = event.recap
+        for host, recap in event.recap.items():
+            counts = state.hosts.setdefault(host, HostCounts())
+            for key in ("ok", "changed", "failed", "skipped", "unreachable"):
+                setattr(counts, key, recap.get(key, 0))
     elif isinstance(event, RunFinished):
         state.rc = event.rc
         state.status = event.status
