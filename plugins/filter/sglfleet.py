@@ -12,30 +12,38 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 
 from sglfleet.errors import InventoryError  # noqa: E402
 from sglfleet.inventory import load_inventory  # noqa: E402
-from sglfleet.topology import check, node_launch, router_workers  # noqa: E402
+from sglfleet.launch import launch_table  # noqa: E402
+from sglfleet.models import Inventory  # noqa: E402
+from sglfleet.topology import check, router_workers  # noqa: E402
 
-_CACHE: dict[str, Any] = {}
+# One load and one plan per inventory per process: templating runs once per host, and a plan of a
+# 1,000-node inventory must not be recomputed 1,000 times.
+_INVENTORIES: dict[str, Inventory] = {}
+_TABLES: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def _inventory(inventory_dir: str) -> Inventory:
+    if inventory_dir not in _INVENTORIES:
+        _INVENTORIES[inventory_dir] = load_inventory(inventory_dir)
+    return _INVENTORIES[inventory_dir]
 
 
 def sglfleet_node_launch(inventory_dir: str, host: str) -> dict[str, Any] | None:
     """What `host` serves (group, rank, args, env) under the inventory at `inventory_dir`."""
-    if inventory_dir not in _CACHE:
-        _CACHE[inventory_dir] = load_inventory(inventory_dir)
-    return node_launch(_CACHE[inventory_dir], host)
+    if inventory_dir not in _TABLES:
+        _TABLES[inventory_dir] = launch_table(_inventory(inventory_dir))
+    return _TABLES[inventory_dir].get(host)
 
 
 def sglfleet_router_workers(inventory_dir: str) -> dict[str, Any]:
     """The router's workers: rank-0 URLs of regular groups, or prefill/decode pairs."""
-    if inventory_dir not in _CACHE:
-        _CACHE[inventory_dir] = load_inventory(inventory_dir)
-    return router_workers(_CACHE[inventory_dir])
+    return router_workers(_inventory(inventory_dir))
 
 
 def sglfleet_inventory_problems(inventory_dir: str) -> list[str]:
     """Every problem the validator finds, one line each with its fix; empty when valid."""
     try:
-        inventory = load_inventory(inventory_dir)
-        problems = check(inventory)
+        problems = check(load_inventory(inventory_dir))
     except InventoryError as exc:
         problems = exc.problems
     return [f"{p.render()} -- fix: {p.hint}" for p in problems]

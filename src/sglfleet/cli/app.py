@@ -126,7 +126,17 @@ def up(
 
     result = converge(inventory, limit=limit, tags=tags, check=check, diff=diff, quiet=as_json)
     if as_json:
-        emit_json({"recap": result.state.recap, "rc": result.rc})
+        emit_json(
+            {
+                "recap": result.state.recap,
+                "rc": result.rc,
+                "failures": [
+                    {"host": f.host, "task": f.task, "message": f.message}
+                    for f in result.state.failures
+                ],
+                "artifacts": str(result.artifacts),
+            }
+        )
     if result.rc != 0:
         raise typer.Exit(result.rc)
 
