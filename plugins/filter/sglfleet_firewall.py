@@ -1,0 +1,71 @@
+"""Ansible filters for the firewall: each host's allow-list, computed from the inventory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+_SRC = Path(__file__).resolve().parents[2] / "src"
+if _SRC.is_dir() and str(_SRC) not in sys.path:
+    sys.path.insert(0, str(_SRC))
+
+from sglfleet.inventory import load_inventory  # noqa: E402
+from sglfleet.security import (  # noqa: E402
+    address_in_networks,
+    firewall_rules,
+    merge_networks,
+    merge_ports,
+)
+
+_CACHE: dict[str, Any] = {}
+
+
+def sglfleet_firewall_rules(
+    inventory_dir: str,
+    host: str,
+    client_networks: list[str] | None = None,
+    monitoring_networks: list[str] | None = None,
+    controller_addresses: list[str] | None = None,
+    node_metrics_ports: list[int] | None = None,
+    ephemeral_range: str = "32768-60999",
+) -> list[dict[str, Any]]:
+    """Accept rules of `host`: [{name, comment, protocol, ports, sources_ipv4, sources_ipv6}]."""
+    if inventory_dir not in _CACHE:
+        _CACHE[inventory_dir] = load_inventory(inventory_dir)
+    low, _, high = str(ephemeral_range).replace("\t", " ").replace(" ", "-").partition("-")
+    return firewall_rules(
+        _CACHE[inventory_dir],
+        host,
+        client_networks=[str(n) for n in client_networks or []],
+        monitoring_networks=[str(n) for n in monitoring_networks or []],
+        controller_addresses=[str(a) for a in controller_addresses or [] if a],
+        node_metrics_ports=[int(p) for p in node_metrics_ports or []],
+        ephemeral_range=(int(low), int(high.strip("-") or low)),
+    )
+
+
+def sglfleet_address_in_networks(address: str, networks: list[str]) -> bool:
+    """Whether `address` lies in any of `networks` (CIDRs or single addresses)."""
+    return address_in_networks(str(address), [str(n) for n in networks])
+
+
+def sglfleet_merge_ports(ports: list[Any]) -> list[str]:
+    """Port expressions merged into disjoint ones (nft refuses overlapping set elements)."""
+    return merge_ports(ports)
+
+
+def sglfleet_merge_networks(sources: list[str]) -> dict[str, list[str]]:
+    """Sources collapsed per family: {ipv4: [...], ipv6: [...]}."""
+    ipv4, ipv6 = merge_networks(sources)
+    return {"ipv4": ipv4, "ipv6": ipv6}
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "sglfleet_firewall_rules": sglfleet_firewall_rules,
+            "sglfleet_address_in_networks": sglfleet_address_in_networks,
+            "sglfleet_merge_ports": sglfleet_merge_ports,
+            "sglfleet_merge_networks": sglfleet_merge_networks,
+        }

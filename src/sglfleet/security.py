@@ -1,0 +1,413 @@
+"""Pure security planning: SGLang's pinned internal ports and each host's firewall allow-list.
+
+SGLang 0.5.23 opens, besides its HTTP port, sockets that deserialize pickles without
+authentication (ZMQ, torch.distributed's TCPStore). On a multi-node group they must be reachable
+by the group's members and by nobody else. Most of them are random unless pinned, so the plan
+pins them with `pinned_ports` and the firewall opens exactly the same numbers: both come from
+this module, so the launch environment and the rules cannot drift apart.
+
+Port block of a serving group, from its `dist_init_port` D (SGLang 0.5.23 source):
+  D            torch.distributed rendezvous (TCPStore on rank 0), `--dist-init-addr`
+  D+1..D+6     dp-attention ZMQ sockets (PortArgs.init_new: port_base = D+1, +0..+5)
+  D+13         dp-attention worker-port handshake (DP_ATTENTION_HANDSHAKE_PORT_DELTA)
+  D+14         `--nccl-port` (else a random free port)
+  D+32..D+63   env SGLANG_PORT: get_open_port() searches upwards from it (broadcast queues,
+               dp worker ports) instead of asking the kernel for a random port
+  D+64         env SGLANG_TCP_STORE_PORT (global TCPStore; SGLang's default 29600)
+NCCL's own bootstrap and data sockets bind port 0, i.e. the kernel's ephemeral range, so members
+also accept each other there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sglfleet.errors import Problem
+from sglfleet.models import Host, Inventory
+
+DIST_INIT_ZMQ_OFFSETS = range(1, 7)
+DP_ATTENTION_HANDSHAKE_OFFSET = 13
+NCCL_PORT_OFFSET = 14
+SGLANG_PORT_OFFSET = 32
+SGLANG_PORT_SPAN = 32
+TCP_STORE_PORT_OFFSET = 64
+BLOCK_SIZE = TCP_STORE_PORT_OFFSET + 1
+# Linux's default net.ipv4.ip_local_port_range; a pinned port in it can be taken by any bind(0).
+LINUX_EPHEMERAL_RANGE = (32768, 60999)
+MONITORING_GROUP = "sglfleet_monitoring"
+ROUTER_GROUP = "sglfleet_routers"
+
+
+@dataclass(frozen=True)
+class PinnedPorts:
+    """Every internal port one serving group uses, fixed so a firewall can name them."""
+
+    dist_init: int
+    nccl: int
+    sglang_port: int
+    tcp_store: int
+
+    @property
+    def sglang_port_range(self) -> tuple[int, int]:
+        return (self.sglang_port, self.sglang_port + SGLANG_PORT_SPAN - 1)
+
+    @property
+    def block(self) -> tuple[int, int]:
+        return (self.dist_init, self.dist_init + BLOCK_SIZE - 1)
+
+    def env(self) -> dict[str, str]:
+        """Environment the group's units need (merged into the plan's node env)."""
+        return {"SGLANG_PORT": str(self.sglang_port), "SGLANG_TCP_STORE_PORT": str(self.tcp_store)}
+
+    def flags(self) -> list[str]:
+        """Server flags the group's launch needs (besides --dist-init-addr, already planned)."""
+        return ["--nccl-port", str(self.nccl)]
+
+    def member_ports(self) -> list[str]:
+        """nftables port expressions members may reach on each other."""
+        low, high = self.sglang_port_range
+        zmq_low, zmq_high = (self.dist_init + o for o in (1, len(DIST_INIT_ZMQ_OFFSETS)))
+        return [
+            str(self.dist_init),
+            f"{zmq_low}-{zmq_high}",
+            str(self.dist_init + DP_ATTENTION_HANDSHAKE_OFFSET),
+            str(self.nccl),
+            f"{low}-{high}",
+            str(self.tcp_store),
+        ]
+
+
+def pinned_ports(dist_init_port: int, nccl_port: int | None = None) -> PinnedPorts:
+    """The group's port block, from its dist-init port (and an explicit --nccl-port, if set)."""
+    return PinnedPorts(
+        dist_init=dist_init_port,
+        nccl=nccl_port or dist_init_port + NCCL_PORT_OFFSET,
+        sglang_port=dist_init_port + SGLANG_PORT_OFFSET,
+        tcp_store=dist_init_port + TCP_STORE_PORT_OFFSET,
+    )
+
+
+def host_addresses(host: Host) -> list[str]:
+    """Every address a host may use as a source: ansible_host, service and fabric address."""
+    candidates = [
+        host.ansible_host,
+        host.vars.get("sglfleet_service_address"),
+        host.fabric_address,
+    ]
+    out: list[str] = []
+    for candidate in candidates:
+        if candidate and str(candidate) not in out:
+            out.append(str(candidate))
+    return out
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def address_problems(inv: Inventory, hosts: Iterable[str]) -> list[Problem]:
+    """Firewall sources must be literal addresses: nft cannot match a host name reliably."""
+    problems: list[Problem] = []
+    for name in hosts:
+        host = inv.hosts.get(name)
+        if host is None:
+            continue
+        for address in host_addresses(host):
+            if not _is_network(address):
+                problems.append(
+                    Problem(
+                        f"address `{address}` is a name, not an IP address; the firewall"
+                        " matches packets by source address",
+                        "set ansible_host (or sglfleet_service_address) and"
+                        " sglfleet_fabric_address to IP addresses",
+                        host=name,
+                        variable="ansible_host",
+                    )
+                )
+    return problems
+
+
+def port_problems(inv: Inventory) -> list[Problem]:
+    """Pinned port blocks that leave the valid range, enter the ephemeral range or hit a port."""
+    from sglfleet.topology import replicas
+
+    problems: list[Problem] = []
+    router_ports: dict[str, list[int]] = {}
+    if inv.router is not None:
+        router_ports[inv.router.host] = [inv.router.port, inv.router.metrics_port]
+    for replica in replicas(inv):
+        spec = replica.spec
+        if len(replica.hosts) < 2:
+            continue
+        var = f"sglfleet_serving_groups[{spec.name}].dist_init_port"
+        ports = pinned_ports(spec.dist_init_port, spec.nccl_port)
+        low, high = ports.block
+        if high > 65535:
+            problems.append(
+                Problem(
+                    f"group {replica.name}'s internal ports {low}-{high} pass 65535",
+                    f"set dist_init_port at most {65535 - BLOCK_SIZE + 1}",
+                    variable=var,
+                )
+            )
+        eph_low, eph_high = LINUX_EPHEMERAL_RANGE
+        if low <= eph_high and high >= eph_low:
+            problems.append(
+                Problem(
+                    f"group {replica.name}'s internal ports {low}-{high} overlap the kernel's"
+                    f" ephemeral range {eph_low}-{eph_high}, where any bind(0) may take them",
+                    f"set dist_init_port so that dist_init_port..+{BLOCK_SIZE - 1} stays below"
+                    f" {eph_low} (the default 20000 does)",
+                    variable=var,
+                )
+            )
+        taken = [spec.port]
+        if spec.disaggregation is not None:
+            taken.append(spec.disaggregation.bootstrap_port)
+        for host in replica.hosts:
+            clashes = [p for p in [*taken, *router_ports.get(host, [])] if low <= p <= high]
+            for port in clashes:
+                problems.append(
+                    Problem(
+                        f"port {port} lies inside group {replica.name}'s internal ports"
+                        f" {low}-{high}",
+                        "move dist_init_port (or the other port) so the ranges do not meet",
+                        host=host,
+                        variable=var,
+                    )
+                )
+    return problems
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Accept new connections to these ports from these sources."""
+
+    name: str
+    comment: str
+    protocol: str
+    ports: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        ipv4, ipv6 = merge_networks(self.sources)
+        return {
+            "name": self.name,
+            "comment": self.comment,
+            "protocol": self.protocol,
+            "ports": merge_ports(self.ports),
+            "sources_ipv4": ipv4,
+            "sources_ipv6": ipv6,
+        }
+
+
+def merge_ports(ports: Iterable[str | int]) -> list[str]:
+    """Port expressions (`80`, `20001-20006`) merged into disjoint ones: nft rejects overlaps."""
+    spans: list[tuple[int, int]] = []
+    for item in ports:
+        text = str(item).strip()
+        low, _, high = text.partition("-")
+        first, last = int(low), int(high or low)
+        if not (0 < first <= last <= 65535):
+            raise ValueError(f"`{text}` is not a port or port range within 1-65535")
+        spans.append((first, last))
+    merged: list[list[int]] = []
+    for first, last in sorted(spans):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [str(a) if a == b else f"{a}-{b}" for a, b in merged]
+
+
+def merge_networks(sources: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Addresses and networks collapsed per family (IPv4, IPv6): nft rejects overlapping ones."""
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    for source in sources:
+        network = ipaddress.ip_network(str(source).strip(), strict=False)
+        if isinstance(network, ipaddress.IPv4Network):
+            v4.append(network)
+        else:
+            v6.append(network)
+
+    def render(nets: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> list[str]:
+        out = []
+        for net in nets:
+            single = net.prefixlen == net.max_prefixlen
+            out.append(str(net.network_address) if single else str(net))
+        return out
+
+    return render(ipaddress.collapse_addresses(v4)), render(ipaddress.collapse_addresses(v6))
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values:
+        if value and value not in out:
+            out.append(value)
+    return tuple(out)
+
+
+def _addresses_of(inv: Inventory, names: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        if name in inv.hosts:
+            out.extend(host_addresses(inv.hosts[name]))
+    return out
+
+
+def _check_networks(values: Iterable[str], variable: str) -> list[str]:
+    out = []
+    for value in values:
+        text = str(value)
+        if not _is_network(text):
+            raise ValueError(f"{variable}: `{text}` is not an IP address or network (CIDR)")
+        out.append(text)
+    return out
+
+
+def firewall_rules(
+    inv: Inventory,
+    host: str,
+    *,
+    client_networks: Iterable[str] = (),
+    monitoring_networks: Iterable[str] = (),
+    controller_addresses: Iterable[str] = (),
+    node_metrics_ports: Iterable[int] = (),
+    ephemeral_range: tuple[int, int] = LINUX_EPHEMERAL_RANGE,
+) -> list[dict[str, Any]]:
+    """The accept rules of one host: who may open which port. Everything else is dropped.
+
+    - API port of a serving node: router hosts, client networks, monitoring, the controller.
+    - Router port: client networks and the controller; router metrics: monitoring, controller.
+    - Node metrics ports (exporters): monitoring and the controller.
+    - A multi-node group's internal ports and the ephemeral range (NCCL): its members only;
+      a prefill group's bootstrap port and ephemeral range (KV transfer): the paired groups too.
+    """
+    from sglfleet.topology import replicas
+
+    clients = _check_networks(client_networks, "firewall_client_networks")
+    controller = _check_networks(controller_addresses, "controller address")
+    monitoring = _check_networks(monitoring_networks, "firewall_monitoring_networks") + [
+        a for name, h in inv.hosts.items() if MONITORING_GROUP in h.groups for a in host_addresses(h)
+    ]
+    router_hosts = [name for name, h in inv.hosts.items() if ROUTER_GROUP in h.groups]
+    if inv.router is not None and inv.router.host not in router_hosts:
+        router_hosts.append(inv.router.host)
+    all_replicas = replicas(inv)
+    modes = {r.name: r.spec.mode for r in all_replicas}
+    rules: list[Rule] = []
+    eph = f"{ephemeral_range[0]}-{ephemeral_range[1]}"
+    for replica in all_replicas:
+        if host not in replica.hosts:
+            continue
+        spec = replica.spec
+        rules.append(
+            Rule(
+                f"{replica.name}-api",
+                f"SGLang API of group {replica.name}: router, clients, monitoring",
+                "tcp",
+                (str(spec.port),),
+                _unique([*_addresses_of(inv, router_hosts), *clients, *monitoring, *controller]),
+            )
+        )
+        members = _addresses_of(inv, [h for h in replica.hosts if h != host])
+        if len(replica.hosts) > 1:
+            ports = pinned_ports(spec.dist_init_port, spec.nccl_port)
+            rules.append(
+                Rule(
+                    f"{replica.name}-internal",
+                    f"dist-init, ZMQ, NCCL, SGLANG_PORT, TCPStore of {replica.name}: members only",
+                    "tcp",
+                    tuple(ports.member_ports()),
+                    _unique(members),
+                )
+            )
+            rules.append(
+                Rule(
+                    f"{replica.name}-nccl-ephemeral",
+                    f"NCCL bootstrap and data sockets (ephemeral) of {replica.name}: members only",
+                    "tcp",
+                    (eph,),
+                    _unique(members),
+                )
+            )
+        if spec.mode != "regular":
+            partner_mode = "decode" if spec.mode == "prefill" else "prefill"
+            partners = [
+                h for r in all_replicas if modes[r.name] == partner_mode for h in r.hosts
+            ]
+            partner_addresses = _addresses_of(inv, partners)
+            if spec.mode == "prefill" and spec.disaggregation is not None:
+                rules.append(
+                    Rule(
+                        f"{replica.name}-bootstrap",
+                        f"PD bootstrap of prefill group {replica.name}: decode groups, router",
+                        "tcp",
+                        (str(spec.disaggregation.bootstrap_port),),
+                        _unique([*partner_addresses, *_addresses_of(inv, router_hosts)]),
+                    )
+                )
+            rules.append(
+                Rule(
+                    f"{replica.name}-kv-transfer",
+                    f"KV-cache transfer handshakes of {replica.name}: its {partner_mode} groups",
+                    "tcp",
+                    (eph,),
+                    _unique(partner_addresses),
+                )
+            )
+    is_node = any(host in r.hosts for r in all_replicas)
+    if is_node and node_metrics_ports:
+        rules.append(
+            Rule(
+                "node-metrics",
+                "node exporters (DCGM): monitoring",
+                "tcp",
+                tuple(str(p) for p in node_metrics_ports),
+                _unique([*monitoring, *controller]),
+            )
+        )
+    if inv.router is not None and host == inv.router.host:
+        rules.append(
+            Rule(
+                "router",
+                "the cluster's endpoint: client networks",
+                "tcp",
+                (str(inv.router.port),),
+                _unique([*clients, *controller]),
+            )
+        )
+        rules.append(
+            Rule(
+                "router-metrics",
+                "router Prometheus metrics: monitoring",
+                "tcp",
+                (str(inv.router.metrics_port),),
+                _unique([*monitoring, *controller]),
+            )
+        )
+    return [rule.as_dict() for rule in rules if rule.sources]
+
+
+def address_in_networks(address: str, networks: Iterable[str]) -> bool:
+    """Whether an address lies in any of the networks (for the SSH lock-out guard)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for network in networks:
+        try:
+            if ip in ipaddress.ip_network(str(network), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
