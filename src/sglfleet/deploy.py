@@ -6,22 +6,33 @@ from pathlib import Path
 
 from sglfleet.errors import InventoryError, Problem
 from sglfleet.inventory import load_inventory
+from sglfleet.models import ClusterPlan
 from sglfleet.runner import RunResult, run_playbook
 from sglfleet.topology import plan, unfit_groups
 
 
-def validate(inventory: Path) -> None:
-    """Everything checkable without a host; raises InventoryError (exit 2) before any connection."""
-    cluster = plan(load_inventory(inventory))
+def require_fit(cluster: ClusterPlan, inventory: Path) -> None:
+    """Raise InventoryError (exit 2) naming every group whose model does not fit its GPUs."""
     unfit = list(unfit_groups(cluster))
     if unfit:
         raise InventoryError(
             [
-                Problem(g.memory.message, g.memory.hint or "", variable="sglfleet_serving_groups")
+                Problem(
+                    g.memory.message,
+                    g.memory.hint or "",
+                    variable=f"sglfleet_serving_groups[{g.spec_name}]",
+                )
                 for g in unfit
             ],
             str(inventory),
         )
+
+
+def validate(inventory: Path) -> ClusterPlan:
+    """Everything checkable without a host; raises InventoryError (exit 2) before any connection."""
+    cluster = plan(load_inventory(inventory))
+    require_fit(cluster, inventory)
+    return cluster
 
 
 def converge(

@@ -87,9 +87,10 @@ def init(
 @handled
 def plan(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
     """Show serving groups, ranks, launch commands and the memory-fit check. Touches no host."""
+    from sglfleet.deploy import require_fit
     from sglfleet.inventory import load_inventory
     from sglfleet.topology import plan as make_plan
-    from sglfleet.topology import plan_json, unfit_groups
+    from sglfleet.topology import plan_json
 
     cluster = make_plan(load_inventory(inventory))
     if as_json:
@@ -98,17 +99,7 @@ def plan(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
         from sglfleet.ui.render import print_plan
 
         print_plan(cluster)
-    unfit = list(unfit_groups(cluster))
-    if unfit:
-        from sglfleet.errors import InventoryError, Problem
-
-        raise InventoryError(
-            [
-                Problem(g.memory.message, g.memory.hint or "", variable="sglfleet_serving_groups")
-                for g in unfit
-            ],
-            str(inventory),
-        )
+    require_fit(cluster, inventory)
 
 
 @app.command()
