@@ -1,32 +1,70 @@
-"""NCCL and Gloo environment for one node of a serving group (pure; mirrors roles/nccl_tuning)."""
+"""NCCL and Gloo environment for one node of a serving group (pure; mirrors roles/nccl_tuning).
+
+The role writes the same variables to /etc/sglfleet/nccl.env from the same inventory values; where
+the role can also use what it discovers on the host (HCAs, RoCE GID index, the interface on the
+route to rank 0), the plan shows only what the inventory declares.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sglfleet.models import Host
 
+# Role variable -> NCCL variable, in the order the role writes them.
+TUNING_VARIABLES: dict[str, str] = {
+    "nccl_tuning_ib_qps_per_connection": "NCCL_IB_QPS_PER_CONNECTION",
+    "nccl_tuning_ib_timeout": "NCCL_IB_TIMEOUT",
+    "nccl_tuning_ib_retry_cnt": "NCCL_IB_RETRY_CNT",
+    "nccl_tuning_nvls_enable": "NCCL_NVLS_ENABLE",
+    "nccl_tuning_debug": "NCCL_DEBUG",
+}
+
+
+def _text(value: Any) -> str | None:
+    """An inventory value as the env file writes it; None for unset, empty or templated values."""
+    if value is None or isinstance(value, Mapping | list | tuple):
+        return None
+    if isinstance(value, bool):
+        return str(int(value))
+    text = str(value).strip()
+    if not text or "{{" in text or "{%" in text:
+        return None
+    return text
+
+
+def exact_list(names: tuple[str, ...] | list[str]) -> str:
+    """NCCL's exact-match list syntax: '=mlx5_0,mlx5_3' (plain 'mlx5_1' would also pick mlx5_10)."""
+    clean = [n.strip().lstrip("=") for n in names if n and n.strip()]
+    return "=" + ",".join(clean) if clean else ""
+
 
 def node_nccl_env(host: Host, rank0: Host, variables: dict[str, Any]) -> dict[str, str]:
-    """The NCCL/Gloo variables the node's SGLang unit gets, from inventory and role defaults."""
+    """The NCCL/Gloo variables the node's SGLang unit gets, from inventory and role defaults.
+
+    `variables` are the cluster-wide ones (role defaults under group_vars/all); the host's own
+    merged variables (its groups and host_vars) win over them, as in Ansible.
+    """
+    merged: dict[str, Any] = {**variables, **host.vars}
     env: dict[str, str] = {}
-    if host.fabric_interface:
-        env["NCCL_SOCKET_IFNAME"] = host.fabric_interface
-        env["GLOO_SOCKET_IFNAME"] = host.fabric_interface
+    interface = (host.fabric_interface or "").strip()
+    if interface:
+        env["NCCL_SOCKET_IFNAME"] = "=" + interface.lstrip("=")
+        env["GLOO_SOCKET_IFNAME"] = interface.lstrip("=")
     if host.rdma_hcas:
-        env["NCCL_IB_HCA"] = ",".join(host.rdma_hcas)
-    mapping = {
-        "nccl_tuning_ib_gid_index": "NCCL_IB_GID_INDEX",
-        "nccl_tuning_ib_qps_per_connection": "NCCL_IB_QPS_PER_CONNECTION",
-        "nccl_tuning_ib_timeout": "NCCL_IB_TIMEOUT",
-        "nccl_tuning_ib_retry_cnt": "NCCL_IB_RETRY_CNT",
-        "nccl_tuning_nvls_enable": "NCCL_NVLS_ENABLE",
-        "nccl_tuning_debug": "NCCL_DEBUG",
-    }
-    for var, name in mapping.items():
-        value = variables.get(var)
-        if value is not None and value != "":
-            env[name] = str(int(value)) if isinstance(value, bool) else str(value)
-    for name, value in (variables.get("nccl_tuning_extra_env") or {}).items():
-        env[str(name)] = str(value)
+        env["NCCL_IB_HCA"] = exact_list(host.rdma_hcas)
+    gid_index = _text(merged.get("nccl_tuning_ib_gid_index"))
+    if gid_index is not None:
+        env["NCCL_IB_GID_INDEX"] = gid_index
+    for variable, name in TUNING_VARIABLES.items():
+        value = _text(merged.get(variable))
+        if value is not None:
+            env[name] = value
+    extra = merged.get("nccl_tuning_extra_env") or {}
+    if isinstance(extra, Mapping):
+        for name, raw in extra.items():
+            value = _text(raw)
+            if value is not None:
+                env[str(name)] = value
     return env
