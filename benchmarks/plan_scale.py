@@ -1,8 +1,8 @@
 """How `sglfleet plan` grows with the fleet: generated inventories of 10, 100 and 1,000 nodes.
 
-Each inventory is 8xH100 nodes in two-node TP16 groups of DeepSeek-R1 behind one router. Prints a table
-(wall time of the whole `sglfleet plan --json` command, and of load+plan in-process) and, as its last
-line, the 1,000-node command time in seconds. Target: at most 2 s.
+Each inventory is 8xH100 nodes in two-node TP16 groups of DeepSeek-R1 behind one router.
+Prints a table (wall time of the whole `sglfleet plan --json` command, and of load+plan
+in-process) and, as its last line, the 1,000-node command time in seconds. Target: at most 2 s.
 
     python benchmarks/plan_scale.py [--repeat 3]
 """
