@@ -8,6 +8,7 @@ values and variables named like secrets become `Secret` objects that never print
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ import yaml
 
 from sglfleet.errors import InventoryError, Problem
 from sglfleet.models import (
-    Disaggregation,
     Host,
     Inventory,
     ModelSpec,
@@ -37,6 +37,9 @@ HOST_VARIABLES = {
     "sglfleet_simulated_gpus": "simulated_gpus",
 }
 
+# Host variables read from `Host.vars` rather than typed fields.
+HOST_EXTRA_VARIABLES = {"sglfleet_service_address"}
+
 CLUSTER_VARIABLES = {
     "sglfleet_cluster_name",
     "sglfleet_sglang_version",
@@ -49,13 +52,31 @@ CLUSTER_VARIABLES = {
     "sglfleet_config_dir",
     "sglfleet_models_dir",
     "sglfleet_lab",
+    "sglfleet_allow_privileged_ports",
 }
 
-KNOWN_SGLFLEET_VARIABLES = set(HOST_VARIABLES) | CLUSTER_VARIABLES
+KNOWN_SGLFLEET_VARIABLES = set(HOST_VARIABLES) | HOST_EXTRA_VARIABLES | CLUSTER_VARIABLES
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps `!vault` values as opaque secrets."""
+    """SafeLoader that keeps `!vault` values as opaque secrets and refuses duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Ansible keeps the last of two equal keys; that silently drops settings, so refuse it.
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key `{key}` (first at line {first_line[key]})",
+                    key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def _vault(loader: yaml.SafeLoader, node: yaml.Node) -> Secret:
@@ -66,15 +87,57 @@ _Loader.add_constructor("!vault", _vault)
 _Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
 
 
+def _source_line(path: Path, line: int) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return lines[line].strip() if 0 <= line < len(lines) else ""
+
+
+def yaml_problem(path: Path, exc: yaml.YAMLError) -> Problem:
+    """One readable problem for a YAML error: file, line, column, what, and the line itself."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return Problem(f"{path} is not valid YAML: {what}", "fix the YAML syntax")
+    line = mark.line + 1
+    text = _source_line(path, mark.line)
+    context = getattr(exc, "context", None)
+    detail = f"{what} ({context})" if context else what
+    shown = f": `{text}`" if text else ""
+    if "duplicate key" in what:
+        hint = f"keep one of the two entries (line {line} and the first one)"
+    else:
+        hint = (
+            f"fix the YAML at line {line}: check indentation, a missing `:`,"
+            " or an unclosed bracket or quote"
+        )
+    return Problem(f"{path} line {line}, column {mark.column + 1}: {detail}{shown}", hint)
+
+
 def read_yaml(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as handle:
             return yaml.load(handle, Loader=_Loader)
     except yaml.YAMLError as exc:
+        raise InventoryError([yaml_problem(path, exc)], str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(
-            [Problem(f"{path} is not valid YAML: {exc}", "fix the YAML syntax at the line shown")],
+            [Problem(f"cannot read {path}: {exc}", "make the file readable UTF-8 text")],
             str(path),
         ) from None
+
+
+@dataclass
+class _Collected:
+    """Problems found while loading, and what could not be typed (so later checks skip it)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    failed_hosts: set[str] = field(default_factory=set)
+    failed_models: set[str] = field(default_factory=set)
+    failed_groups: set[str] = field(default_factory=set)
+    router_failed: bool = False
 
 
 def _hide_secrets(variables: dict[str, Any]) -> dict[str, Any]:
@@ -99,16 +162,26 @@ def _vars_files(base: Path, name: str) -> list[Path]:
     return files
 
 
-def _load_vars(base: Path, name: str) -> dict[str, Any]:
+def _load_vars(base: Path, name: str, problems: list[Problem] | None = None) -> dict[str, Any]:
+    """Merge a group's or host's vars files; with `problems`, collect errors instead of raising."""
     merged: dict[str, Any] = {}
+    found: list[Problem] = []
     for path in _vars_files(base, name):
-        data = read_yaml(path) or {}
+        try:
+            data = read_yaml(path) or {}
+        except InventoryError as exc:
+            found += exc.problems
+            continue
         if not isinstance(data, dict):
-            raise InventoryError(
-                [Problem(f"{path} must hold a mapping of variables", "write `name: value` lines")],
-                str(path),
+            found.append(
+                Problem(f"{path} must hold a mapping of variables", "write `name: value` lines")
             )
-        merged.update(data)
+            continue
+        merged.update({str(k): v for k, v in data.items()})
+    if found and problems is None:
+        raise InventoryError(found, str(base))
+    if problems is not None:
+        problems += found
     return _hide_secrets(merged)
 
 
@@ -124,37 +197,89 @@ def role_defaults(root: Path | None = None) -> dict[str, Any]:
     return merged
 
 
+_GROUP_KEYS = ("hosts", "children", "vars")
+
+
 def _walk_groups(
     name: str,
-    node: dict[str, Any],
+    node: Any,
     parents: tuple[str, ...],
     host_groups: dict[str, list[str]],
     host_inline: dict[str, dict[str, Any]],
     group_inline: dict[str, dict[str, Any]],
     group_order: list[str],
+    problems: list[Problem] | None = None,
 ) -> None:
+    problems = [] if problems is None else problems
+    where = ".".join((*parents, name))
     if name not in group_order:
         group_order.append(name)
-    if node.get("vars"):
+    if node is None:
+        return
+    if not isinstance(node, dict):
+        problems.append(
+            Problem(
+                f"hosts.yml: group {name} must be a mapping with hosts:, children: or vars:,"
+                f" got {type(node).__name__}",
+                f"write `{name}:` followed by indented `hosts:` (one `host:` per line)",
+                variable=where,
+            )
+        )
+        return
+    for key in node:
+        if key not in _GROUP_KEYS:
+            close = difflib.get_close_matches(str(key), _GROUP_KEYS, n=1, cutoff=0.6)
+            problems.append(
+                Problem(
+                    f"hosts.yml: group {name} has key `{key}`; a group holds only"
+                    " hosts:, children: and vars:",
+                    f"did you mean `{close[0]}:`?" if close else "move it under `vars:`",
+                    variable=f"{where}.{key}",
+                )
+            )
+    for key in _GROUP_KEYS:
+        value = node.get(key)
+        if value is not None and not isinstance(value, dict):
+            example = "`hosts:` then one `name:` per line" if key != "vars" else "`name: value`"
+            problems.append(
+                Problem(
+                    f"hosts.yml: {where}.{key} must be a mapping, got {type(value).__name__}",
+                    f"write {example} (Ansible's YAML inventory format), not a list",
+                    variable=f"{where}.{key}",
+                )
+            )
+    if isinstance(node.get("vars"), dict):
         group_inline.setdefault(name, {}).update(node["vars"])
     lineage = (*parents, name)
-    for host, hvars in (node.get("hosts") or {}).items():
+    hosts = node.get("hosts")
+    for host, hvars in hosts.items() if isinstance(hosts, dict) else ():
         host = str(host)
         groups = host_groups.setdefault(host, [])
         for group in lineage:
             if group not in groups:
                 groups.append(group)
-        if hvars:
+        if isinstance(hvars, dict):
             host_inline.setdefault(host, {}).update(hvars)
-    for child, child_node in (node.get("children") or {}).items():
+        elif hvars is not None:
+            problems.append(
+                Problem(
+                    f"hosts.yml: host {host} must hold a mapping of variables, got {hvars!r}",
+                    f"write `{host}:` then indented `name: value` lines (or nothing)",
+                    host=host,
+                    variable=f"{where}.hosts.{host}",
+                )
+            )
+    children = node.get("children")
+    for child, child_node in children.items() if isinstance(children, dict) else ():
         _walk_groups(
             str(child),
-            child_node or {},
+            child_node,
             lineage,
             host_groups,
             host_inline,
             group_inline,
             group_order,
+            problems,
         )
 
 
@@ -168,7 +293,11 @@ def _known_role_variables(defaults: dict[str, Any]) -> set[str]:
 
 
 def _check_variable_names(
-    where: str | None, variables: dict[str, Any], known: set[str], prefixes: set[str]
+    where: str | None,
+    variables: dict[str, Any],
+    known: set[str],
+    prefixes: set[str],
+    source: str = "",
 ) -> list[Problem]:
     problems = []
     for key in variables:
@@ -177,7 +306,7 @@ def _check_variable_names(
             continue
         problems.append(
             Problem(
-                f"unknown variable `{key}`",
+                f"unknown variable `{key}`{source}",
                 _suggest(key, known),
                 host=where,
                 variable=key,
@@ -187,7 +316,11 @@ def _check_variable_names(
 
 
 def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
-    """Load and type an inventory directory (or its hosts.yml). Raises InventoryError."""
+    """Load and type an inventory directory (or its hosts.yml). Raises InventoryError.
+
+    Every problem is collected before raising: YAML errors of every file, unknown variables,
+    wrong types, and the cross-reference checks on whatever could be typed.
+    """
     inv_path = Path(path).expanduser()
     hosts_file = inv_path if inv_path.is_file() else inv_path / "hosts.yml"
     if not hosts_file.is_file():
@@ -203,48 +336,69 @@ def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
     base = hosts_file.parent
     raw = read_yaml(hosts_file) or {}
     if not isinstance(raw, dict) or "all" not in raw:
+        found = ", ".join(f"`{k}:`" for k in raw) if isinstance(raw, dict) else "no mapping"
         raise InventoryError(
             [
                 Problem(
-                    f"{hosts_file} must start with `all:`", "use Ansible's YAML inventory format"
+                    f"{hosts_file} must start with `all:` (found {found})",
+                    "use Ansible's YAML inventory format: `all:` then indented `children:`"
+                    " holding sglfleet_gpu_nodes and sglfleet_routers",
+                    variable="all",
                 )
             ],
             str(base),
         )
+    collected = _Collected()
+    problems = collected.problems
     host_groups: dict[str, list[str]] = {}
     host_inline: dict[str, dict[str, Any]] = {}
     group_inline: dict[str, dict[str, Any]] = {}
     group_order: list[str] = []
-    _walk_groups("all", raw["all"] or {}, (), host_groups, host_inline, group_inline, group_order)
+    _walk_groups(
+        "all", raw["all"], (), host_groups, host_inline, group_inline, group_order, problems
+    )
 
     defaults = role_defaults(root)
     known = _known_role_variables(defaults)
     role_prefixes = {"sglfleet"} | {p.name for p in ((root or project_root()) / "roles").glob("*")}
-    problems: list[Problem] = []
 
     group_vars: dict[str, dict[str, Any]] = {}
     for group in group_order:
         gv = dict(_hide_secrets(group_inline.get(group, {})))
-        gv.update(_load_vars(base / "group_vars", group))
+        gv.update(_load_vars(base / "group_vars", group, problems))
         group_vars[group] = gv
-        problems += _check_variable_names(None, gv, known, role_prefixes)
+        source = f" (group_vars of {group})"
+        problems += _check_variable_names(None, gv, known, role_prefixes, source)
 
     global_vars = {**defaults, **group_vars.get("all", {})}
     hosts: dict[str, Host] = {}
-    host_merged: dict[str, dict[str, Any]] = {}
     for host, groups in host_groups.items():
         merged = dict(defaults)
         for group in groups:
             merged.update(group_vars.get(group, {}))
-        own = {**_hide_secrets(host_inline.get(host, {})), **_load_vars(base / "host_vars", host)}
+        own = {
+            **_hide_secrets(host_inline.get(host, {})),
+            **_load_vars(base / "host_vars", host, problems),
+        }
         problems += _check_variable_names(host, own, known, role_prefixes)
         merged.update(own)
-        host_merged[host] = merged
         fields: dict[str, Any] = {
             attr: merged[var] for var, attr in HOST_VARIABLES.items() if var in merged
         }
-        if "rdma_hcas" in fields:
-            fields["rdma_hcas"] = tuple(fields["rdma_hcas"] or ())
+        hcas = fields.get("rdma_hcas")
+        if isinstance(hcas, str):
+            problems.append(
+                Problem(
+                    f"sglfleet_rdma_hcas is the string {hcas!r}, not a list",
+                    f"write a list: `sglfleet_rdma_hcas: [{hcas}]`",
+                    host=host,
+                    variable="sglfleet_rdma_hcas",
+                )
+            )
+            collected.failed_hosts.add(host)
+            continue
+        if isinstance(hcas, list | tuple) or hcas is None:
+            fields["rdma_hcas"] = tuple(hcas or ())
         try:
             hosts[host] = Host(
                 name=host,
@@ -254,35 +408,102 @@ def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
                 **fields,
             )
         except ValueError as exc:
-            problems += _pydantic_problems(exc, host, "sglfleet_")
+            problems += _pydantic_problems(exc, host, "sglfleet_", Host)
+            collected.failed_hosts.add(host)
 
+    inventory = _cluster(base, hosts, global_vars, collected)
     if problems:
+        if inventory is not None:
+            from sglfleet.validate import partial_checks
+
+            problems += partial_checks(
+                inventory,
+                failed_hosts=collected.failed_hosts,
+                failed_models=collected.failed_models,
+                failed_groups=collected.failed_groups,
+                router_failed=collected.router_failed,
+            )
         raise InventoryError(problems, str(base))
-    return _cluster(base, hosts, global_vars)
+    assert inventory is not None
+    return inventory
 
 
-def _pydantic_problems(exc: Exception, host: str | None, prefix: str) -> list[Problem]:
-    from pydantic import ValidationError
+_TYPE_HINTS = {
+    "int_parsing": "write a whole number without quotes, e.g. `{field}: 8`",
+    "int_type": "write a whole number without quotes, e.g. `{field}: 8`",
+    "int_from_float": "write a whole number, e.g. `{field}: 8`",
+    "float_parsing": "write a number without quotes, e.g. `{field}: 0.88`",
+    "float_type": "write a number without quotes, e.g. `{field}: 0.88`",
+    "bool_parsing": "write `true` or `false`",
+    "bool_type": "write `true` or `false`",
+    "string_type": "write text; quote it if YAML reads it as a number, a date or a list",
+    "dict_type": "write a mapping of `key: value` lines",
+    "model_type": "write a mapping of `key: value` lines",
+    "tuple_type": "write a list, e.g. `[a, b]`",
+    "list_type": "write a list, e.g. `[a, b]`",
+}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _pydantic_problems(
+    exc: Exception, host: str | None, prefix: str, model: type[Any] | None = None
+) -> list[Problem]:
+    from pydantic import BaseModel, ValidationError
 
     if not isinstance(exc, ValidationError):
         return [Problem(str(exc), "check the value's type", host=host)]
+    fields: set[str] = set()
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        fields = set(model.model_fields) - {"name", "groups", "vars", "path"}
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = _location(err["loc"])
+        field_name = str(err["loc"][-1]) if err["loc"] else loc
         variable = f"{prefix}{loc}"
-        if err["type"] == "extra_forbidden":
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            close = difflib.get_close_matches(field_name, sorted(fields), n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}`?" if close else "remove it (see docs/inventory.md)"
+            problems.append(Problem(f"unknown key `{loc}`", hint, host, variable))
+        elif kind == "missing":
             problems.append(
-                Problem(f"unknown key `{loc}`", "remove it or check the docs", host, variable)
+                Problem(f"`{loc}` is required", f"add `{field_name}: ...`", host, variable)
+            )
+        elif kind == "literal_error":
+            expected = (err.get("ctx") or {}).get("expected", "")
+            problems.append(
+                Problem(
+                    f"{err['input']!r} is not allowed",
+                    f"use one of {expected}",
+                    host,
+                    variable,
+                )
             )
         else:
+            hint = _TYPE_HINTS.get(kind, "fix the value (see docs/inventory.md)")
             problems.append(
-                Problem(f"{err['msg']} (got {err.get('input')!r})", "fix the value", host, variable)
+                Problem(
+                    f"{err['msg']} (got {err.get('input')!r})",
+                    hint.format(field=field_name),
+                    host,
+                    variable,
+                )
             )
     return problems
 
 
-def _cluster(base: Path, hosts: dict[str, Host], gv: dict[str, Any]) -> Inventory:
-    problems: list[Problem] = []
+def _cluster(
+    base: Path, hosts: dict[str, Host], gv: dict[str, Any], collected: _Collected | None = None
+) -> Inventory | None:
+    """Type the cluster-wide variables. Returns the (possibly partial) inventory, or None."""
+    collected = collected or _Collected()
+    problems = collected.problems
     models: dict[str, ModelSpec] = {}
     raw_models = gv.get("sglfleet_models") or {}
     if not isinstance(raw_models, dict):
@@ -294,11 +515,23 @@ def _cluster(base: Path, hosts: dict[str, Host], gv: dict[str, Any]) -> Inventor
             )
         )
         raw_models = {}
-    for name, spec in raw_models.items():
+    for raw_name, spec in raw_models.items():
+        name = str(raw_name)
+        if not isinstance(spec, dict):
+            problems.append(
+                Problem(
+                    f"model {name} must be a mapping of its settings, got {spec!r}",
+                    f"write `{name}: {{hub: huggingface, repo_id: ORG/NAME, weights_gb: N}}`",
+                    variable=f"sglfleet_models.{name}",
+                )
+            )
+            collected.failed_models.add(name)
+            continue
         try:
-            models[name] = ModelSpec(name=name, **(spec or {}))
+            models[name] = ModelSpec(name=name, **spec)
         except (ValueError, TypeError) as exc:
-            problems += _pydantic_problems(exc, None, f"sglfleet_models.{name}.")
+            problems += _pydantic_problems(exc, None, f"sglfleet_models.{name}.", ModelSpec)
+            collected.failed_models.add(name)
 
     groups: list[ServingGroupSpec] = []
     raw_groups = gv.get("sglfleet_serving_groups") or []
@@ -312,41 +545,96 @@ def _cluster(base: Path, hosts: dict[str, Host], gv: dict[str, Any]) -> Inventor
         )
         raw_groups = []
     for index, entry in enumerate(raw_groups):
-        label = entry.get("name", index) if isinstance(entry, dict) else index
+        if not isinstance(entry, dict):
+            problems.append(
+                Problem(
+                    f"serving group #{index} must be a mapping, got {entry!r}",
+                    "write `- name: NAME` then indented `model:` and `hosts:`",
+                    variable=f"sglfleet_serving_groups[{index}]",
+                )
+            )
+            collected.failed_groups.add(str(index))
+            continue
+        label = str(entry.get("name", index))
+        var = f"sglfleet_serving_groups[{label}]"
+        data = dict(entry)
+        shape_ok = True
+        for key in ("hosts", "extra_args"):
+            if isinstance(data.get(key), str):
+                example = (
+                    f"[{data[key]}]" if key == "hosts" else str(data[key].split()).replace("'", '"')
+                )
+                problems.append(
+                    Problem(
+                        f"{key} is the string {data[key]!r}, not a list",
+                        f"write a list: `{key}: {example}`",
+                        variable=f"{var}.{key}",
+                    )
+                )
+                shape_ok = False
+                data[key] = ()
+        if isinstance(data.get("hosts"), list):
+            data["hosts"] = tuple(str(h) for h in data["hosts"])
+        if isinstance(data.get("extra_args"), list):
+            data["extra_args"] = tuple(str(a) for a in data["extra_args"])
         try:
-            data = dict(entry)
-            if data.get("disaggregation") is not None:
-                data["disaggregation"] = Disaggregation(**data["disaggregation"])
-            data["hosts"] = tuple(str(h) for h in data.get("hosts") or ())
-            data["extra_args"] = tuple(str(a) for a in data.get("extra_args") or ())
-            groups.append(ServingGroupSpec(**data))
+            spec_model = ServingGroupSpec(**data)
         except (ValueError, TypeError) as exc:
-            problems += _pydantic_problems(exc, None, f"sglfleet_serving_groups[{label}].")
+            problems += _pydantic_problems(exc, None, f"{var}.", ServingGroupSpec)
+            shape_ok = False
+        if shape_ok:
+            groups.append(spec_model)
+        else:
+            collected.failed_groups.add(label)
 
     router: RouterSpec | None = None
-    if gv.get("sglfleet_router"):
-        try:
-            router = RouterSpec(**gv["sglfleet_router"])
-        except (ValueError, TypeError) as exc:
-            problems += _pydantic_problems(exc, None, "sglfleet_router.")
+    raw_router = gv.get("sglfleet_router")
+    if raw_router:
+        if not isinstance(raw_router, dict):
+            problems.append(
+                Problem(
+                    f"sglfleet_router must be a mapping, got {raw_router!r}",
+                    "write `sglfleet_router: {host: HOST, port: 8000}`",
+                    variable="sglfleet_router",
+                )
+            )
+            collected.router_failed = True
+        else:
+            try:
+                router = RouterSpec(**raw_router)
+            except (ValueError, TypeError) as exc:
+                problems += _pydantic_problems(exc, None, "sglfleet_router.", RouterSpec)
+                collected.router_failed = True
 
     api_key = gv.get("sglfleet_api_key")
-    if isinstance(api_key, str):
-        api_key = Secret(api_key)
-    if problems:
-        raise InventoryError(problems, str(base))
-    return Inventory(
-        path=str(base),
-        cluster_name=str(gv.get("sglfleet_cluster_name") or base.name),
-        hosts=hosts,
-        models=models,
-        serving_groups=tuple(groups),
-        router=router,
-        sglang_version=str(gv.get("sglfleet_sglang_version", "0.5.23")),
-        engine=gv.get("sglfleet_engine", "sglang"),
-        install_dir=str(gv.get("sglfleet_install_dir", "/opt/sglfleet")),
-        config_dir=str(gv.get("sglfleet_config_dir", "/etc/sglfleet")),
-        models_dir=str(gv.get("sglfleet_models_dir", "/var/lib/sglfleet/models")),
-        api_key=api_key,
-        global_vars=gv,
-    )
+    if api_key is not None and not isinstance(api_key, Secret):
+        api_key = Secret(str(api_key))
+    engine = gv.get("sglfleet_engine", "sglang")
+    if engine not in ("sglang", "rehearsal"):
+        problems.append(
+            Problem(
+                f"sglfleet_engine is {engine!r}",
+                "use `sglang` (real serving) or `rehearsal` (the lab's CPU stand-in)",
+                variable="sglfleet_engine",
+            )
+        )
+        engine = "sglang"
+    try:
+        return Inventory(
+            path=str(base),
+            cluster_name=str(gv.get("sglfleet_cluster_name") or base.name),
+            hosts=hosts,
+            models=models,
+            serving_groups=tuple(groups),
+            router=router,
+            sglang_version=str(gv.get("sglfleet_sglang_version", "0.5.23")),
+            engine=engine,
+            install_dir=str(gv.get("sglfleet_install_dir", "/opt/sglfleet")),
+            config_dir=str(gv.get("sglfleet_config_dir", "/etc/sglfleet")),
+            models_dir=str(gv.get("sglfleet_models_dir", "/var/lib/sglfleet/models")),
+            api_key=api_key,
+            global_vars=gv,
+        )
+    except ValueError as exc:
+        problems += _pydantic_problems(exc, None, "sglfleet_", Inventory)
+        return None

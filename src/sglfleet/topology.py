@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,8 @@ GPU_MEMORY_GB: dict[str, float] = {
 }
 
 DEFAULT_MEM_FRACTION_STATIC = 0.88
+# SGLang 0.5.23 PortArgs: with DP attention, ZMQ ports at dist_init_port+1 .. +6.
+ATTN_DP_DERIVED_PORTS = 6
 DEFAULT_KV_RESERVE_FRACTION = 0.10
 SERVER_UNIT = "sglang-server@{group}.service"
 
@@ -237,28 +240,36 @@ def replicas(inv: Inventory) -> list[Replica]:
     return out
 
 
-def check(inv: Inventory) -> list[Problem]:
-    """Cross-reference checks the typed model cannot express on its own."""
+def check(inv: Inventory, include_memory: bool = True) -> list[Problem]:
+    """Cross-reference checks the typed model cannot express on its own.
+
+    With `include_memory`, a group whose model does not fit its GPUs is a problem too (the
+    Ansible preflight wants that); `plan()` leaves it out so the plan can still be shown.
+    """
     problems: list[Problem] = []
     seen_host: dict[str, str] = {}
     names: set[str] = set()
+    spec_names = [s.name for s in inv.serving_groups]
+    unique_specs = len(spec_names) == len(set(spec_names))  # else validate reports the names
     for replica in replicas(inv):
         spec = replica.spec
         var = f"sglfleet_serving_groups[{spec.name}]"
-        if replica.name in names:
+        if replica.name in names and unique_specs:
             problems.append(
                 Problem(
-                    f"two serving groups are named {replica.name}",
-                    "give each serving group a unique name",
+                    f"two engine instances are named {replica.name}",
+                    f"rename group {spec.name}: replicas of a group are named NAME-0, NAME-1, ...",
                     variable=f"{var}.name",
                 )
             )
         names.add(replica.name)
         if spec.model not in inv.models:
+            close = difflib.get_close_matches(spec.model, sorted(inv.models), n=1, cutoff=0.6)
             problems.append(
                 Problem(
                     f"group {spec.name} serves model `{spec.model}`, which sglfleet_models lacks",
-                    f"add `{spec.model}` to sglfleet_models or use one of: "
+                    (f"did you mean `{close[0]}`? " if close else "")
+                    + f"add `{spec.model}` to sglfleet_models or use one of: "
                     + ", ".join(sorted(inv.models) or ["(none defined)"]),
                     variable=f"{var}.model",
                 )
@@ -284,7 +295,7 @@ def check(inv: Inventory) -> list[Problem]:
             )
         if missing:
             continue
-        for host in replica.hosts:
+        for host in dict.fromkeys(replica.hosts):  # a host listed twice is validate's to report
             if host in seen_host:
                 problems.append(
                     Problem(
@@ -319,7 +330,9 @@ def check(inv: Inventory) -> list[Problem]:
         gpus = sum(inv.hosts[h].gpu_count for h in replica.hosts)
         tp = group_tp(inv, replica)
         dp = spec.dp if not spec.attn_dp else 1
-        if gpus and tp * dp != gpus:
+        uneven = bool(spec.nodes_per_replica) and len(spec.hosts) % (spec.nodes_per_replica or 1)
+        sizes_valid = dp >= 1 and (spec.tp is None or spec.tp >= 1) and not uneven
+        if sizes_valid and gpus > 0 and tp * dp != gpus:
             problems.append(
                 Problem(
                     f"group {replica.name} has {gpus} GPUs but tp={tp} x dp={dp} uses {tp * dp}",
@@ -362,6 +375,30 @@ def check(inv: Inventory) -> list[Problem]:
             )
         )
     problems += _port_clashes(inv)
+    from sglfleet.validate import inventory_checks
+
+    problems += inventory_checks(inv)
+    if include_memory and not problems:
+        problems += memory_problems(inv)
+    return problems
+
+
+def memory_problems(inv: Inventory) -> list[Problem]:
+    """One problem per engine instance whose model does not fit its GPUs."""
+    problems: list[Problem] = []
+    for replica in replicas(inv):
+        model = inv.models.get(replica.spec.model)
+        if model is None or not replica.hosts:
+            continue
+        fit = memory_fit(inv, replica, model)
+        if not fit.fits:
+            problems.append(
+                Problem(
+                    f"group {replica.name}: {fit.message}",
+                    fit.hint or "give the group more or larger GPUs",
+                    variable=f"sglfleet_serving_groups[{replica.spec.name}].hosts",
+                )
+            )
     return problems
 
 
@@ -375,7 +412,7 @@ def _port_clashes(inv: Inventory) -> list[Problem]:
             problems.append(
                 Problem(
                     f"port {port} is used by both {used[key]} and {what}",
-                    "give each service on a host its own port",
+                    f"give each service on {host} its own port: change {variable}",
                     host=host,
                     variable=variable,
                 )
@@ -385,11 +422,30 @@ def _port_clashes(inv: Inventory) -> list[Problem]:
     for replica in replicas(inv):
         spec = replica.spec
         var = f"sglfleet_serving_groups[{spec.name}]"
-        for host in replica.hosts:
+        multi = len(replica.hosts) > 1
+        for host in dict.fromkeys(replica.hosts):
             claim(host, spec.port, f"{replica.name} API", f"{var}.port")
-            if len(replica.hosts) > 1:
+            if multi:
                 claim(
                     host, spec.dist_init_port, f"{replica.name} dist-init", f"{var}.dist_init_port"
+                )
+            if multi and spec.attn_dp:
+                # With DP attention SGLang binds dist_init_port+1 .. +6 for its ZMQ channels.
+                for offset in range(1, ATTN_DP_DERIVED_PORTS + 1):
+                    claim(
+                        host,
+                        spec.dist_init_port + offset,
+                        f"{replica.name} dist-init+{offset} (DP attention)",
+                        f"{var}.dist_init_port",
+                    )
+            if spec.nccl_port:
+                claim(host, spec.nccl_port, f"{replica.name} NCCL", f"{var}.nccl_port")
+            if spec.mode == "prefill" and spec.disaggregation is not None:
+                claim(
+                    host,
+                    spec.disaggregation.bootstrap_port,
+                    f"{replica.name} PD bootstrap",
+                    f"{var}.disaggregation.bootstrap_port",
                 )
     if inv.router is not None:
         claim(inv.router.host, inv.router.port, "router", "sglfleet_router.port")
@@ -404,7 +460,7 @@ def _port_clashes(inv: Inventory) -> list[Problem]:
 
 def plan(inv: Inventory) -> ClusterPlan:
     """The whole cluster's plan. Raises InventoryError when cross-checks fail."""
-    problems = check(inv)
+    problems = check(inv, include_memory=False)
     if problems:
         raise InventoryError(problems, inv.path)
     groups: list[GroupPlan] = []
