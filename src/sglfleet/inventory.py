@@ -423,7 +423,9 @@ def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
                 failed_groups=collected.failed_groups,
                 router_failed=collected.router_failed,
             )
-        raise InventoryError(problems, str(base))
+        from sglfleet.validate import readable_order
+
+        raise InventoryError(readable_order(problems), str(base))
     assert inventory is not None
     return inventory
 

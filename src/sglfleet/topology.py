@@ -380,7 +380,9 @@ def check(inv: Inventory, include_memory: bool = True) -> list[Problem]:
     problems += inventory_checks(inv)
     if include_memory and not problems:
         problems += memory_problems(inv)
-    return problems
+    from sglfleet.validate import readable_order
+
+    return readable_order(problems)
 
 
 def memory_problems(inv: Inventory) -> list[Problem]:

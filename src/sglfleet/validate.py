@@ -7,6 +7,7 @@ reports the type errors and the cross-reference errors of everything that could 
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -72,6 +73,12 @@ def inventory_checks(inv: Inventory) -> list[Problem]:
             )
     problems += _router_checks(inv)
     return problems
+
+
+def readable_order(problems: Iterable[Problem]) -> list[Problem]:
+    """Drop repeats; cluster-wide problems first, then host by host (stable within each)."""
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.host is not None, p.host or ""))
 
 
 def partial_checks(
@@ -415,7 +422,7 @@ def _flag_problems(
         for value in flag_values:
             try:
                 converted = convert(value) if convert else value
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
                 problems.append(
                     Problem(
                         f"{flag.name} {value!r} is not a valid {flag.type} ({exc})",
