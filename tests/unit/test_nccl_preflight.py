@@ -322,3 +322,57 @@ def test_sizes_and_env_file(bench: ModuleType, tmp_path: Path) -> None:
         "GLOO_SOCKET_IFNAME": "ibp24s0",
     }
     assert bench.read_env_file(str(tmp_path / "missing")) == {}
+
+
+def test_judge_reads_the_playbooks_context_block() -> None:
+    doc = result(
+        [(4 * GIB, 21.0)],
+        world=16,
+        log={"networks": ["IB"], "transports": {"NET/IB/0": 16}, "gdr_in_use": False},
+    )
+    doc["sglfleet"] = {
+        "host": "h100-a",
+        "scope": "group",
+        "transport": "infiniband",
+        "expected_socket_ifname": "ibp24s0",
+        "expected_hcas": ["mlx5_0", "mlx5_3"],
+        "expected_gid_index": None,
+        "simulated": False,
+        "gpu_model": "H100-SXM5-80GB",
+        "ports": [
+            {
+                "hca": "mlx5_0",
+                "port": 1,
+                "state": "ACTIVE",
+                "link_layer": "InfiniBand",
+                "rate_gbps": 400,
+            },
+            {
+                "hca": "mlx5_3",
+                "port": 1,
+                "state": "ACTIVE",
+                "link_layer": "InfiniBand",
+                "rate_gbps": 400,
+            },
+            {
+                "hca": "mlx5_1",
+                "port": 1,
+                "state": "ACTIVE",
+                "link_layer": "Ethernet",
+                "rate_gbps": 100,
+            },
+        ],
+    }
+    checks, summary = preflight.judge(doc, {"nccl_tuning_preflight_min_fraction": 0.5})
+    assert (
+        summary["line_rate_gbps"] == 100.0
+    )  # 2 x 400 Gb/s declared HCAs, management NIC not counted
+    assert summary["ok"] is False
+    assert any(c.startswith("GPUDirect RDMA off") for c in summary["causes"])
+    assert by_name(checks)["nccl.gdr"].status == "fail"
+    skipped, skipped_summary = preflight.judge(
+        {"ok": False, "rows": [], "skipped": "simulated GPU host", "sglfleet": {"host": "lab-1"}},
+        {},
+    )
+    assert [(c.check, c.status) for c in skipped] == [("nccl.run", "skip")]
+    assert skipped_summary["ok"] is True

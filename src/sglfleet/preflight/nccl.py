@@ -634,3 +634,59 @@ def summary(
         "table": [asdict(r) for r in table(result, rate)],
         "transports": _transports(result),
     }
+
+
+def context_from_document(document: Mapping[str, Any]) -> Context:
+    """The expectations playbooks/nccl_preflight.yml writes beside each result (`sglfleet` key)."""
+    raw = document.get("sglfleet")
+    meta: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    ports = tuple(
+        Port(
+            hca=str(p.get("hca")),
+            port=int(p.get("port") or 1),
+            state=str(p.get("state") or "UNKNOWN"),
+            link_layer=str(p.get("link_layer") or "unknown"),
+            rate_gbps=float(p["rate_gbps"]) if p.get("rate_gbps") is not None else None,
+        )
+        for p in meta.get("ports") or []
+        if isinstance(p, Mapping)
+    )
+    gid = meta.get("expected_gid_index")
+    transport = str(meta.get("transport") or "") or None
+    return Context(
+        host=str(meta.get("host") or "") or None,
+        scope="group" if meta.get("scope") == "group" else "node",
+        transport=None if transport == "none" else transport,
+        expected_socket_ifname=str(meta.get("expected_socket_ifname") or "") or None,
+        expected_hcas=tuple(str(h) for h in meta.get("expected_hcas") or ()),
+        expected_gid_index=int(gid) if gid not in (None, "", "None") else None,
+        simulated=bool(meta.get("simulated")),
+        ports=ports,
+    )
+
+
+def judge(
+    document: Mapping[str, Any], variables: Mapping[str, Any]
+) -> tuple[list[Check], dict[str, Any]]:
+    """Checks and `--json` summary of one nccl-*.json file, thresholds from role variables."""
+    context = context_from_document(document)
+    meta = document.get("sglfleet")
+    gpu_model = str(meta.get("gpu_model") or "") if isinstance(meta, Mapping) else ""
+    node = _node(document)
+    names = node.get("gpu_names") or []
+    gpu_model = gpu_model or (str(names[0]) if names else "")
+    wanted = set(context.expected_hcas)
+    rates = [
+        p.rate_gbps
+        for p in context.ports
+        if p.rate_gbps is not None
+        and p.state.upper() == "ACTIVE"
+        and (not wanted or p.hca in wanted)
+    ]
+    thresholds = thresholds_from_variables(variables, gpu_model or None, rates)
+    if document.get("skipped"):
+        host = context.host or "?"
+        checks = [Check(host, "nccl.run", "skip", str(document["skipped"]), "a measured run")]
+    else:
+        checks = evaluate(document, thresholds, context)
+    return checks, summary(document, checks, thresholds, context)
