@@ -396,17 +396,19 @@ def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
                 )
             )
             collected.failed_hosts.add(host)
-            continue
-        if isinstance(hcas, list | tuple) or hcas is None:
+            fields["rdma_hcas"] = ()
+        elif isinstance(hcas, list | tuple) or hcas is None:
             fields["rdma_hcas"] = tuple(hcas or ())
         try:
-            hosts[host] = Host(
+            typed = Host(
                 name=host,
                 ansible_host=str(merged["ansible_host"]) if "ansible_host" in merged else None,
                 groups=tuple(groups),
                 vars=merged,
                 **fields,
             )
+            if host not in collected.failed_hosts:
+                hosts[host] = typed
         except ValueError as exc:
             problems += _pydantic_problems(exc, host, "sglfleet_", Host)
             collected.failed_hosts.add(host)
