@@ -297,7 +297,10 @@ def firewall_rules(
     clients = _check_networks(client_networks, "firewall_client_networks")
     controller = _check_networks(controller_addresses, "controller address")
     monitoring = _check_networks(monitoring_networks, "firewall_monitoring_networks") + [
-        a for name, h in inv.hosts.items() if MONITORING_GROUP in h.groups for a in host_addresses(h)
+        a
+        for name, h in inv.hosts.items()
+        if MONITORING_GROUP in h.groups
+        for a in host_addresses(h)
     ]
     router_hosts = [name for name, h in inv.hosts.items() if ROUTER_GROUP in h.groups]
     if inv.router is not None and inv.router.host not in router_hosts:
@@ -342,9 +345,7 @@ def firewall_rules(
             )
         if spec.mode != "regular":
             partner_mode = "decode" if spec.mode == "prefill" else "prefill"
-            partners = [
-                h for r in all_replicas if modes[r.name] == partner_mode for h in r.hosts
-            ]
+            partners = [h for r in all_replicas if modes[r.name] == partner_mode for h in r.hosts]
             partner_addresses = _addresses_of(inv, partners)
             if spec.mode == "prefill" and spec.disaggregation is not None:
                 rules.append(

@@ -1,0 +1,211 @@
+"""Plant canary secrets in a lab inventory, converge, and look for them everywhere they must not be.
+
+The API key may live only in each serving node's server-args.yaml (0640 root:sglang) and the
+router's api-key file (0640 root:sglang-router); the hub token (unused by the lab's mirrored model)
+nowhere on the nodes. Searched: every file on every node, every process's command line and
+environment, the journal, the controller's run artifacts and facts, `sglfleet up` output,
+`sglfleet plan --json` output, and git. The canaries are made at run time and reach the nodes'
+search tools on stdin only, so no search process carries them in its own argv.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs on a node with the canaries on stdin: prints every place that holds one.
+NODE_SEARCH = r"""
+import os, subprocess, sys
+canaries = [c.encode() for c in sys.stdin.read().split()]
+me = str(os.getpid())
+def hit(data):
+    return any(c in data for c in canaries)
+for pid in os.listdir("/proc"):
+    if not pid.isdigit() or pid == me:
+        continue
+    for kind in ("cmdline", "environ"):
+        try:
+            with open(f"/proc/{pid}/{kind}", "rb") as handle:
+                if hit(handle.read()):
+                    print(f"proc {pid} {kind}")
+        except OSError:
+            pass
+journal = subprocess.run(["journalctl", "-o", "cat", "--no-pager"], capture_output=True).stdout
+if hit(journal):
+    print("journal")
+skip = ("/proc", "/sys", "/dev")
+for top, dirs, files in os.walk("/"):
+    if top.startswith(skip):
+        dirs[:] = []
+        continue
+    for name in files:
+        path = os.path.join(top, name)
+        try:
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as handle:
+                if hit(handle.read()):
+                    print(f"file {path}")
+        except OSError:
+            pass
+"""
+
+
+def sglfleet(
+    env: dict[str, str], *args: str, timeout: int = 3600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sglfleet", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+def node_hits(container: str, canaries: list[str]) -> list[str]:
+    proc = subprocess.run(
+        ["podman", "exec", "-i", container, "python3", "-c", NODE_SEARCH],
+        input=" ".join(canaries),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split("\n")[:-1]
+
+
+def stat(container: str, path: str) -> str:
+    proc = subprocess.run(
+        ["podman", "exec", container, "stat", "-c", "%a %U:%G", path],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else f"missing ({proc.stderr.strip()})"
+
+
+def files_holding(root: Path, canaries: list[str], exclude: set[Path]) -> list[str]:
+    found = []
+    needles = [c.encode() for c in canaries]
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        if path in exclude:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if any(n in data for n in needles):
+            found.append(str(path))
+    return found
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    home = tmp_path_factory.mktemp("sglfleet-home")
+    name = f"sglcan-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "SGLFLEET_HOME": str(home),
+        "SGLFLEET_LAB_NAME": name,
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    up = sglfleet(env, "lab", "up", "--nodes", "3", "--json")
+    try:
+        assert up.returncode == 0, up.stderr
+        yield {"env": env, "name": name, "home": home}
+    finally:
+        down = sglfleet(env, "lab", "down", "--keep-image")
+        assert down.returncode == 0, down.stderr
+
+
+def test_canary_secrets_stay_where_they_belong(lab: dict[str, object]) -> None:
+    env = lab["env"]
+    assert isinstance(env, dict)
+    name = str(lab["name"])
+    home = Path(str(lab["home"]))
+    inventory = home / "lab" / "inventory"
+    api_key = f"sk-canary-{secrets.token_hex(16)}"
+    hub_token = f"hf_canary{secrets.token_hex(16)}"
+    secrets_file = inventory / "group_vars" / "all" / "secrets.yml"
+    secrets_file.write_text(
+        "---\n"
+        + yaml.safe_dump({"sglfleet_api_key": api_key, "model_weights_hub_token": hub_token})
+    )
+    canaries = [api_key, hub_token]
+
+    up = sglfleet(env, "up", "-i", str(inventory))
+    plan = sglfleet(env, "plan", "-i", str(inventory), "--json")
+    assert plan.returncode == 0, plan.stderr
+
+    leaks: list[str] = []
+    for label, text in (
+        ("sglfleet up stdout", up.stdout),
+        ("sglfleet up stderr", up.stderr),
+        ("sglfleet plan --json", plan.stdout + plan.stderr),
+    ):
+        if any(c in text for c in canaries):
+            leaks.append(label)
+    # Controller: run artifacts, fact cache and lab state; the inventory's secrets file is the
+    # one place meant to hold them there.
+    leaks += [f"controller {p}" for p in files_holding(home, canaries, {secrets_file})]
+    grep = subprocess.run(
+        ["git", "grep", "-l", "-F", "-f", "-"],
+        input="\n".join(canaries),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert grep.returncode in (0, 1), grep.stderr
+    leaks += [f"git {p}" for p in grep.stdout.split()]
+
+    allowed = {
+        f"{name}-1": {"file /etc/sglfleet/tp/server-args.yaml"},
+        f"{name}-2": {"file /etc/sglfleet/tp/server-args.yaml"},
+        f"{name}-3": {
+            "file /etc/sglfleet/replica/server-args.yaml",
+            "file /etc/sglfleet/router/api-key",
+        },
+    }
+    found: dict[str, set[str]] = {}
+    for container, expected in allowed.items():
+        hits = set(node_hits(container, canaries))
+        found[container] = hits
+        leaks += [f"{container}: {h}" for h in sorted(hits - expected)]
+        # The hub token is unused by the lab (mirrored model): it may be nowhere on a node.
+        token_hits = node_hits(container, [hub_token])
+        leaks += [f"{container}: hub token in {h}" for h in token_hits]
+
+    assert not leaks, "canary secrets leaked:\n" + "\n".join(leaks)
+    assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-2000:]
+    for container, expected in allowed.items():
+        assert found[container] == expected, (container, found[container])
+
+    modes = {
+        (f"{name}-1", "/etc/sglfleet/tp/server-args.yaml"): "640 root:sglang",
+        (f"{name}-2", "/etc/sglfleet/tp/server-args.yaml"): "640 root:sglang",
+        (f"{name}-3", "/etc/sglfleet/replica/server-args.yaml"): "640 root:sglang",
+        (f"{name}-3", "/etc/sglfleet/router/api-key"): "640 root:sglang-router",
+        (f"{name}-1", "/etc/sglfleet/tp"): "750 root:sglang",
+        (f"{name}-3", "/etc/sglfleet/router"): "750 root:sglang-router",
+    }
+    for (container, path), expected_mode in modes.items():
+        assert stat(container, path) == expected_mode, (container, path)
