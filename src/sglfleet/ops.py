@@ -1,0 +1,369 @@
+"""Day-2 operations on serving groups: logs, start/stop/restart, drain/undrain, richer status."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sglfleet.errors import SglfleetError
+from sglfleet.models import Host
+from sglfleet.paths import sglfleet_home
+from sglfleet.rollout.steps import (
+    Cluster,
+    Progress,
+    Target,
+    drain,
+    failure_text,
+    limit_of,
+    load_cluster,
+    unreachable_hosts,
+    wait_ready,
+)
+from sglfleet.runner import run_playbook
+from sglfleet.status import collect_status
+
+Write = Callable[[str], None]
+_TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
+
+# -- drained groups: remembered so that start/restart do not put a drained group back ----------
+
+
+def _drained_path() -> Path:
+    return sglfleet_home() / "drained.json"
+
+
+def drained_groups() -> dict[str, dict[str, Any]]:
+    path = _drained_path()
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _set_drained(name: str, entry: dict[str, Any] | None) -> None:
+    groups = drained_groups()
+    if entry is None:
+        groups.pop(name, None)
+    else:
+        groups[name] = entry
+    _drained_path().write_text(json.dumps(groups, indent=2) + "\n")
+
+
+# -- router and drain steps --------------------------------------------------------------------
+
+
+def _others_serving(cluster: Cluster, targets: list[Target]) -> bool:
+    router = cluster.router()
+    if router is None:
+        return True
+    urls = {t.rank0_url.rstrip("/") for t in targets}
+    others = [t for t in cluster.targets if t.routed and t not in targets]
+    if not others:
+        return True
+    return any(w.healthy and w.url not in urls for w in router.workers())
+
+
+def take_out(
+    cluster: Cluster, targets: list[Target], drain_timeout_s: float, force: bool, say: Progress
+) -> None:
+    """Out of the router, then wait until rank 0 has nothing in flight."""
+    if not force and not _others_serving(cluster, targets):
+        raise SglfleetError(
+            "no other group is healthy in the router: this would stop all traffic",
+            "bring another group back first, or pass --force to accept the outage",
+        )
+    router = cluster.router()
+    for target in targets:
+        if router is not None and target.routed and router.remove(target.rank0_url):
+            say(f"[{target.name}] out of the router")
+        ok, detail = drain(target, drain_timeout_s)
+        say(f"[{target.name}] {'drained' if ok else 'NOT drained'}: {detail}")
+
+
+def put_back(
+    cluster: Cluster, targets: list[Target], ready_timeout_s: float, say: Progress
+) -> None:
+    """Wait for readiness, then put each group back in the router (unless it is drained)."""
+    router = cluster.router()
+    drained = drained_groups()
+    for target in targets:
+        readiness = wait_ready(cluster.inventory, target, ready_timeout_s)
+        if not readiness.ok:
+            raise SglfleetError(
+                f"group {target.name} is not ready: {readiness.detail}",
+                f"see `sglfleet logs -i {cluster.inventory} --group {target.name}`",
+            )
+        say(f"[{target.name}] {readiness.detail}")
+        if router is not None and target.routed and target.name not in drained:
+            router.add(target.rank0_url, target.worker_type, target.bootstrap_port)
+            say(f"[{target.name}] back in the router")
+
+
+def _service(cluster: Cluster, targets: list[Target], action: str, say: Progress) -> None:
+    say(f"{action}: {', '.join(t.name for t in targets)} (members together, rank 0 first on stop)")
+    result = run_playbook(
+        "playbooks/ops_service.yml",
+        cluster.inventory,
+        limit=limit_of(targets),
+        extravars={"sglfleet_ops_action": action},
+    )
+    lost = unreachable_hosts(result)
+    if lost or result.rc != 0:
+        raise SglfleetError(
+            f"{action} failed: "
+            + (f"unreachable: {', '.join(lost)}" if lost else failure_text(result)),
+            f"log in {result.artifacts}",
+        )
+
+
+def service(
+    inventory: Path,
+    action: str,
+    groups: list[str] | None,
+    *,
+    ready_timeout_s: float = 2400.0,
+    drain_timeout_s: float = 600.0,
+    force: bool = False,
+    wait: bool = True,
+    say: Progress,
+) -> None:
+    """`sglfleet start|stop|restart`: stop takes the groups out of the router and drains them
+    first; start waits for readiness and puts them back (a drained group stays out)."""
+    cluster = load_cluster(inventory)
+    targets = cluster.select(groups)
+    if action in ("stop", "restart"):
+        take_out(cluster, targets, drain_timeout_s, force, say)
+    _service(cluster, targets, action, say)
+    if action in ("start", "restart") and wait:
+        put_back(cluster, targets, ready_timeout_s, say)
+
+
+def drain_node(
+    inventory: Path, host: str, *, drain_timeout_s: float, force: bool, say: Progress
+) -> dict[str, Any]:
+    """Take the node's serving group out of the router and wait for its in-flight requests."""
+    cluster = load_cluster(inventory)
+    target = cluster.group_of(host)
+    take_out(cluster, [target], drain_timeout_s, force, say)
+    entry = {"host": host, "group": target.name, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    _set_drained(target.name, entry)
+    others = [h for h in target.hosts if h != host]
+    if others:
+        say(f"note: {host} serves in group {target.name}; {', '.join(others)} left with it")
+    return entry
+
+
+def undrain_node(
+    inventory: Path, host: str, *, ready_timeout_s: float, say: Progress
+) -> dict[str, Any]:
+    """Put the node's group back in the router once it is ready."""
+    cluster = load_cluster(inventory)
+    target = cluster.group_of(host)
+    _set_drained(target.name, None)
+    put_back(cluster, [target], ready_timeout_s, say)
+    return {"host": host, "group": target.name}
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+
+def ssh_argv(host: Host, remote: list[str]) -> list[str]:
+    """An ssh command line from the host's Ansible connection variables."""
+    variables = host.vars
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        if variables.get(key):
+            argv += shlex.split(str(variables[key]))
+    if variables.get("ansible_ssh_private_key_file"):
+        argv += ["-i", str(variables["ansible_ssh_private_key_file"])]
+    if variables.get("ansible_port"):
+        argv += ["-p", str(variables["ansible_port"])]
+    user = variables.get("ansible_user")
+    address = host.ansible_host or host.name
+    argv.append(f"{user}@{address}" if user else address)
+    command = shlex.join(remote)
+    if variables.get("ansible_become") and user != "root":
+        command = "sudo -n " + command
+    return [*argv, command]
+
+
+def logs(
+    inventory: Path,
+    groups: list[str] | None,
+    *,
+    lines: int = 200,
+    since: str | None = None,
+    follow: bool = False,
+    write: Write,
+) -> int:
+    """The journal of the groups' units, merged in time order and prefixed by host."""
+    cluster = load_cluster(inventory)
+    targets = cluster.select(groups)
+    width = max(len(h) for t in targets for h in t.hosts)
+    commands = []
+    for target in targets:
+        for host in target.hosts:
+            remote = ["journalctl", "-u", target.unit, "-o", "short-iso-precise", "--no-pager"]
+            remote += ["-n", str(lines)]
+            if since:
+                remote += ["--since", since]
+            if follow:
+                remote.append("-f")
+            commands.append((host, ssh_argv(cluster.inv.hosts[host], remote)))
+    if follow:
+        return _follow(commands, width, write)
+    merged: list[tuple[str, int, str, str]] = []
+    failures = 0
+    for order, (host, argv) in enumerate(commands):
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+        if proc.returncode != 0:
+            failures += 1
+            write(f"{host:<{width}} | (journal unavailable: {proc.stderr.strip()[-200:]})")
+            continue
+        for line in proc.stdout.splitlines():
+            match = _TIMESTAMP.match(line)
+            merged.append((match.group(1) if match else "", order, host, line))
+    merged.sort(key=lambda item: (item[0], item[1]))
+    for _stamp, _order, host, line in merged:
+        write(f"{host:<{width}} | {line}")
+    return 1 if failures else 0
+
+
+def _follow(commands: list[tuple[str, list[str]]], width: int, write: Write) -> int:
+    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+    procs = []
+
+    def pump(host: str, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put((host, line.rstrip("\n")))
+        lines.put(None)
+
+    for host, argv in commands:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
+        threading.Thread(target=pump, args=(host, proc), daemon=True).start()
+    open_streams = len(procs)
+    try:
+        while open_streams:
+            item = lines.get()
+            if item is None:
+                open_streams -= 1
+                continue
+            write(f"{item[0]:<{width}} | {item[1]}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+    return 0
+
+
+# -- status with versions, router membership and uptime ------------------------------------------
+
+
+def _server_info(url: str, api_key: str | None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    for path in ("/get_server_info", "/server_info"):
+        try:
+            response = httpx.get(f"{url}{path}", headers=headers, timeout=5.0)
+        except httpx.HTTPError:
+            return {}
+        if response.status_code == 200:
+            info: dict[str, Any] = response.json()
+            return info
+    return {}
+
+
+def _uptime(since: str) -> str:
+    """systemd's ActiveEnterTimestamp ("Sun 2026-11-22 10:30:00 UTC") -> "1h02m"."""
+    parts = since.split()
+    if len(parts) < 3:
+        return ""
+    try:
+        stamp = datetime.strptime(f"{parts[1]} {parts[2]}", "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return ""
+    stamp = stamp.replace(tzinfo=UTC) if parts[3:4] == ["UTC"] else stamp.astimezone()
+    seconds = max(0, int((datetime.now(UTC) - stamp).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def extended_status(inventory: Path) -> dict[str, Any]:
+    """`collect_status` plus SGLang version, served model, GPU memory, uptime and membership."""
+    document = collect_status(inventory)
+    cluster = load_cluster(inventory)
+    router = cluster.router()
+    members: dict[str, bool] = {}
+    router_error = ""
+    if router is not None:
+        try:
+            members = {w.url: w.healthy for w in router.workers()}
+        except SglfleetError as exc:
+            router_error = exc.message
+    drained = drained_groups()
+    targets = {t.name: t for t in cluster.targets}
+    for group in document["groups"]:
+        target = targets[group["name"]]
+        info = _server_info(target.rank0_url, cluster.api_key) if group["ready"] else {}
+        memory = [
+            state.get("memory_usage")
+            for state in info.get("internal_states") or []
+            if isinstance(state, dict) and state.get("memory_usage")
+        ]
+        url = target.rank0_url.rstrip("/")
+        group.update(
+            {
+                "sglang_version": info.get("version"),
+                "served_model": info.get("served_model_name") or target.model,
+                "rehearsal": bool(info.get("rehearsal", False)),
+                "gpu_memory": memory[0] if memory else None,
+                "in_router": (url in members) if router is not None else None,
+                "router_healthy": members.get(url),
+                "drained": drained.get(group["name"]),
+            }
+        )
+        for node in group["nodes"]:
+            node["uptime"] = _uptime(node.get("since", "")) if node.get("active") else ""
+    document["router_error"] = router_error
+    return document
+
+
+def render_extended_status(document: dict[str, Any]) -> None:
+    from sglfleet.ui.render import console, print_table
+
+    console.print(f"Endpoint: {document['endpoint']}")
+    if document.get("router_error"):
+        console.print(f"Router: {document['router_error']}")
+    rows = []
+    for group in document["groups"]:
+        membership = {None: "-", True: "in", False: "OUT"}[group["in_router"]]
+        if group.get("drained"):
+            membership = "drained"
+        for node in group["nodes"]:
+            rows.append(
+                [
+                    group["name"],
+                    "ready" if group["ready"] else "NOT READY",
+                    membership,
+                    group.get("sglang_version") or "?",
+                    group.get("served_model") or "",
+                    node["host"],
+                    node["node_rank"],
+                    node["state"],
+                    node.get("uptime", ""),
+                    node["restarts"],
+                ]
+            )
+    print_table(
+        "Serving groups",
+        ["group", "ready", "router", "sglang", "model", "host", "rank", "state", "up", "restarts"],
+        rows,
+    )
