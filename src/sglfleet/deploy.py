@@ -4,34 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sglfleet.errors import InventoryError, Problem
+from sglfleet.errors import InventoryError
 from sglfleet.inventory import load_inventory
 from sglfleet.models import ClusterPlan
 from sglfleet.runner import RunResult, run_playbook
-from sglfleet.topology import plan, unfit_groups
+from sglfleet.topology import memory_problems, plan
 
 
-def require_fit(cluster: ClusterPlan, inventory: Path) -> None:
+def require_fit(inventory_path: Path) -> None:
     """Raise InventoryError (exit 2) naming every group whose model does not fit its GPUs."""
-    unfit = list(unfit_groups(cluster))
-    if unfit:
-        raise InventoryError(
-            [
-                Problem(
-                    g.memory.message,
-                    g.memory.hint or "",
-                    variable=f"sglfleet_serving_groups[{g.spec_name}]",
-                )
-                for g in unfit
-            ],
-            str(inventory),
-        )
+    problems = memory_problems(load_inventory(inventory_path))
+    if problems:
+        raise InventoryError(problems, str(inventory_path))
 
 
 def validate(inventory: Path) -> ClusterPlan:
     """Everything checkable without a host; raises InventoryError (exit 2) before any connection."""
     cluster = plan(load_inventory(inventory))
-    require_fit(cluster, inventory)
+    require_fit(inventory)
     return cluster
 
 

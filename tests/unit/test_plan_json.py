@@ -72,7 +72,7 @@ def test_two_node_tp_example_matches_sglang_multinode_launch(tmp_path: Path) -> 
         assert args[args.index("--dist-init-addr") + 1] == "10.20.0.11:20000"
         assert node["env"]["GLOO_SOCKET_IFNAME"] == "ibp24s0"
         assert "," not in node["env"]["GLOO_SOCKET_IFNAME"]
-        assert node["env"]["NCCL_IB_HCA"].startswith("mlx5_0")
+        assert node["env"]["NCCL_IB_HCA"].startswith("=mlx5_0")
 
 
 def test_secrets_are_redacted(tmp_path: Path) -> None:

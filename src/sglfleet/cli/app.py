@@ -99,7 +99,7 @@ def plan(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
         from sglfleet.ui.render import print_plan
 
         print_plan(cluster)
-    require_fit(cluster, inventory)
+    require_fit(inventory)
 
 
 @app.command()

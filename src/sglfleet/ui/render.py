@@ -14,7 +14,7 @@ from sglfleet.events import Event, HostResult, RunState
 from sglfleet.models import ClusterPlan
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def print_error(exc: SglfleetError) -> None:
