@@ -60,7 +60,9 @@ class Lab:
         raise AssertionError(f"lab not ready after {timeout}s: {status}")
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 1200
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sglfleet", *args],
         capture_output=True,

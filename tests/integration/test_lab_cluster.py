@@ -1,4 +1,4 @@
-"""The foundation on a real 3-node lab: converge, serve, converge again with no change, self-heal."""
+"""The foundation on a real 3-node lab: converge, serve, reconverge with no change, self-heal."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_chat_completion_through_the_router(lab: Lab) -> None:
     )
     assert reply.choices[0].message.content
     rejected = OpenAI(base_url=lab.endpoint, api_key="wrong-key", max_retries=0, timeout=30)
-    with pytest.raises(Exception, match="401|Unauthorized"):
+    with pytest.raises(Exception, match=r"401|Unauthorized"):
         rejected.chat.completions.create(
             model=model, messages=[{"role": "user", "content": "hello"}], max_tokens=8
         )
