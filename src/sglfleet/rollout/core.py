@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sglfleet.deploy import validate
 from sglfleet.errors import SglfleetError
@@ -30,6 +31,7 @@ from sglfleet.rollout.steps import (
 from sglfleet.runner import run_playbook
 
 Confirm = Callable[[str], bool]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,22 @@ class RolloutOptions:
     router_timeout_s: float = 300.0
     crash_probe_after_s: float = 15.0
     crash_probe_every_s: float = 30.0
+
+
+def plan_batches(
+    todo: list[T], routed_groups: int, max_unavailable: int, canary: bool
+) -> list[list[T]]:
+    """Groups to update, in batches of at most --max-unavailable; with more than one routed group,
+    at least one stays serving whatever --max-unavailable says; --canary makes the first batch one
+    group."""
+    size = max(1, max_unavailable)
+    if routed_groups > 1:
+        size = min(size, routed_groups - 1)
+    first: list[list[T]] = []
+    rest = todo
+    if canary and todo:
+        first, rest = [todo[:1]], todo[1:]
+    return first + [rest[i : i + size] for i in range(0, len(rest), size)]
 
 
 class _Timed:
@@ -204,16 +222,8 @@ class Rollout:
         return todo
 
     def _batches(self, todo: list[Target]) -> list[list[Target]]:
-        routed = [t for t in self.cluster.targets if self.record_routed(t)]
-        size = max(1, self.options.max_unavailable)
-        if len(routed) > 1:
-            # Keep at least one routed group serving, whatever --max-unavailable says.
-            size = min(size, len(routed) - 1)
-        first: list[list[Target]] = []
-        rest = todo
-        if self.options.canary:
-            first, rest = [todo[:1]], todo[1:]
-        return first + [rest[i : i + size] for i in range(0, len(rest), size)]
+        routed = sum(1 for t in self.cluster.targets if self.record_routed(t))
+        return plan_batches(todo, routed, self.options.max_unavailable, self.options.canary)
 
     def record_routed(self, target: Target) -> bool:
         try:
