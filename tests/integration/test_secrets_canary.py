@@ -209,3 +209,21 @@ def test_canary_secrets_stay_where_they_belong(lab: dict[str, object]) -> None:
     }
     for (container, path), expected_mode in modes.items():
         assert stat(container, path) == expected_mode, (container, path)
+
+    # Exposure of the hardened units (recorded in docs/security.md); must stay below "EXPOSED".
+    for container, unit in (
+        (f"{name}-1", "sglang-server@tp.service"),
+        (f"{name}-3", "sglang-router.service"),
+    ):
+        report = subprocess.run(
+            ["podman", "exec", container, "systemd-analyze", "security", "--no-pager", unit],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        (home / f"systemd-analyze-{unit}.txt").write_text(report.stdout)
+        print(f"== {unit}\n{report.stdout}")
+        overall = [line for line in report.stdout.splitlines() if "Overall exposure level" in line]
+        assert overall, report.stderr
+        score = float(overall[0].split(":", 1)[1].split()[0])
+        assert score < 7.0, overall[0]
