@@ -27,10 +27,10 @@ from sglfleet.rollout.steps import (
     failure_text,
     limit_of,
     load_cluster,
+    run_ansible,
     unreachable_hosts,
     wait_ready,
 )
-from sglfleet.runner import run_playbook
 from sglfleet.status import collect_status
 
 Write = Callable[[str], None]
@@ -109,7 +109,7 @@ def put_back(
 
 def _service(cluster: Cluster, targets: list[Target], action: str, say: Progress) -> None:
     say(f"{action}: {', '.join(t.name for t in targets)} (members together, rank 0 first on stop)")
-    result = run_playbook(
+    result = run_ansible(
         "playbooks/ops_service.yml",
         cluster.inventory,
         limit=limit_of(targets),

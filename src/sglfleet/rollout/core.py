@@ -24,11 +24,11 @@ from sglfleet.rollout.steps import (
     failure_text,
     limit_of,
     load_cluster,
+    run_ansible,
     smoke,
     unreachable_hosts,
     wait_ready,
 )
-from sglfleet.runner import run_playbook
 
 Confirm = Callable[[str], bool]
 T = TypeVar("T")
@@ -249,7 +249,7 @@ class Rollout:
             step.done(ok, detail)
         t_restart = time.monotonic()
         steps = [_Timed(self.record, self.record.group(t.name), "apply", self.say) for t in batch]
-        result = run_playbook(
+        result = run_ansible(
             "playbooks/rollout_group.yml",
             self.inventory,
             limit=limit_of(batch),
@@ -356,7 +356,7 @@ class Rollout:
         steps = [
             _Timed(self.record, self.record.group(t.name), "rollback", self.say) for t in targets
         ]
-        result = run_playbook(
+        result = run_ansible(
             "playbooks/rollout_rollback.yml",
             self.inventory,
             limit=limit_of(targets),

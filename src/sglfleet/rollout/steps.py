@@ -7,6 +7,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,14 @@ def load_cluster(inventory: Path) -> Cluster:
     )
 
 
+def run_ansible(playbook: str, inventory: Path, **kwargs: Any) -> RunResult:
+    """run_playbook in a worker thread. On the main thread, ansible_runner.run installs SIGINT and
+    SIGTERM handlers that cancel the playbook mid-task (and replace ours); off it, it installs
+    none, so an interrupt reaches the rollout, which settles the group in progress first."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ansible") as pool:
+        return pool.submit(run_playbook, playbook, inventory, **kwargs).result()
+
+
 def hosts_of(targets: list[Target]) -> list[str]:
     return [h for t in targets for h in t.hosts]
 
@@ -132,7 +141,7 @@ def detect_changes(inventory: Path, targets: list[Target]) -> Changes:
         if isinstance(event, HostResult) and event.status == "changed":
             tasks.setdefault(event.host, []).append(event.task)
 
-    result = run_playbook(
+    result = run_ansible(
         "playbooks/serving.yml",
         inventory,
         limit=limit_of(targets),
@@ -169,7 +178,7 @@ def unit_states(
 ) -> tuple[dict[str, dict[str, Any]], RunResult]:
     """systemd's view of each member's unit (playbooks/status.yml), limited to these groups."""
     with tempfile.TemporaryDirectory(prefix="sglfleet-units-") as out:
-        result = run_playbook(
+        result = run_ansible(
             "playbooks/status.yml",
             inventory,
             limit=limit_of(targets),
