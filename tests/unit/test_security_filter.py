@@ -1,0 +1,47 @@
+"""The Ansible filter file of the firewall: argument handling on top of sglfleet.security."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "inventories" / "examples" / "deepseek-r1-2x8-h100"
+
+
+def load_filters() -> ModuleType:
+    path = ROOT / "plugins" / "filter" / "sglfleet_firewall.py"
+    spec = importlib.util.spec_from_file_location("sglfleet_firewall_filters", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_filter_reads_the_kernel_range_format_and_drops_empty_controller() -> None:
+    filters = load_filters().FilterModule().filters()
+    rules = filters["sglfleet_firewall_rules"](
+        str(EXAMPLE),
+        "h100-b",
+        client_networks=[],
+        monitoring_networks=["203.0.113.0/24"],
+        controller_addresses=[""],
+        node_metrics_ports=["9400"],
+        ephemeral_range="40000\t50000",
+    )
+    by_name = {r["name"]: r for r in rules}
+    assert by_name["r1-nccl-ephemeral"]["ports"] == ["40000-50000"]
+    assert by_name["node-metrics"]["sources_ipv4"] == ["203.0.113.0/24"]
+    assert "router" not in by_name
+
+
+def test_merge_and_membership_filters() -> None:
+    filters = load_filters().FilterModule().filters()
+    assert filters["sglfleet_merge_ports"](["22", 23, "20-21"]) == ["20-23"]
+    assert filters["sglfleet_merge_networks"](["10.0.0.1", "::1"]) == {
+        "ipv4": ["10.0.0.1"],
+        "ipv6": ["::1"],
+    }
+    assert filters["sglfleet_address_in_networks"]("10.0.0.1", ["10.0.0.0/8"])
+    assert not filters["sglfleet_address_in_networks"]("10.0.0.1", ["192.168.0.0/16"])
