@@ -10,9 +10,12 @@ _SRC = Path(__file__).resolve().parents[2] / "src"
 if _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
+from ansible.errors import AnsibleFilterError  # noqa: E402
+
 from sglfleet.inventory import load_inventory  # noqa: E402
 from sglfleet.security import (  # noqa: E402
     address_in_networks,
+    address_problems,
     firewall_rules,
     merge_networks,
     merge_ports,
@@ -33,16 +36,23 @@ def sglfleet_firewall_rules(
     """Accept rules of `host`: [{name, comment, protocol, ports, sources_ipv4, sources_ipv6}]."""
     if inventory_dir not in _CACHE:
         _CACHE[inventory_dir] = load_inventory(inventory_dir)
+    inventory = _CACHE[inventory_dir]
+    problems = address_problems(inventory, inventory.hosts)
+    if problems:
+        raise AnsibleFilterError("; ".join(f"{p.render()} -- fix: {p.hint}" for p in problems))
     low, _, high = str(ephemeral_range).replace("\t", " ").replace(" ", "-").partition("-")
-    return firewall_rules(
-        _CACHE[inventory_dir],
-        host,
-        client_networks=[str(n) for n in client_networks or []],
-        monitoring_networks=[str(n) for n in monitoring_networks or []],
-        controller_addresses=[str(a) for a in controller_addresses or [] if a],
-        node_metrics_ports=[int(p) for p in node_metrics_ports or []],
-        ephemeral_range=(int(low), int(high.strip("-") or low)),
-    )
+    try:
+        return firewall_rules(
+            inventory,
+            host,
+            client_networks=[str(n) for n in client_networks or []],
+            monitoring_networks=[str(n) for n in monitoring_networks or []],
+            controller_addresses=[str(a) for a in controller_addresses or [] if a],
+            node_metrics_ports=[int(p) for p in node_metrics_ports or []],
+            ephemeral_range=(int(low), int(high.strip("-") or low)),
+        )
+    except ValueError as exc:
+        raise AnsibleFilterError(f"{host}: {exc}") from None
 
 
 def sglfleet_address_in_networks(address: str, networks: list[str]) -> bool:

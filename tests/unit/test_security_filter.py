@@ -45,3 +45,12 @@ def test_merge_and_membership_filters() -> None:
     }
     assert filters["sglfleet_address_in_networks"]("10.0.0.1", ["10.0.0.0/8"])
     assert not filters["sglfleet_address_in_networks"]("10.0.0.1", ["192.168.0.0/16"])
+
+
+def test_filter_refuses_a_bad_client_network_with_a_readable_error() -> None:
+    import pytest
+    from ansible.errors import AnsibleFilterError
+
+    filters = load_filters().FilterModule().filters()
+    with pytest.raises(AnsibleFilterError, match="firewall_client_networks"):
+        filters["sglfleet_firewall_rules"](str(EXAMPLE), "h100-a", client_networks=["clients"])
