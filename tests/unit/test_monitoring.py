@@ -378,3 +378,62 @@ def test_grafana_provisioning_points_at_the_dashboard_folder() -> None:
     )
     assert datasource["datasources"][0]["type"] == "prometheus"
     assert datasource["datasources"][0]["url"] == "http://127.0.0.1:9090"
+
+
+# --- Open WebUI -----------------------------------------------------------------------------
+
+
+def render_webui(template: str, **overrides: Any) -> str:
+    inputs = {"open_webui_openai_api_base_url": "http://10.0.0.1:8000/v1", **overrides}
+    variables = _role_vars(WEBUI_ROLE, **inputs)
+    return _env(WEBUI_ROLE / "templates").get_template(template).render(**variables)
+
+
+def _env_file(text: str) -> dict[str, str]:
+    pairs = [line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")]
+    return {key: json.loads(value) if value.startswith('"') else value for key, value in pairs}
+
+
+def test_webui_env_file_points_at_the_router_with_the_key() -> None:
+    env = _env_file(
+        render_webui(
+            "etc/open-webui/open-webui.env.j2",
+            open_webui_openai_api_key='s3cret "quoted"',
+            open_webui_extra_env={"WEBUI_AUTH": True},
+        )
+    )
+    assert env["OPENAI_API_BASE_URL"] == "http://10.0.0.1:8000/v1"
+    assert env["OPENAI_API_KEY"] == 's3cret "quoted"'
+    assert env["ENABLE_OLLAMA_API"] == "false"
+    assert env["DATA_DIR"] == "/var/lib/open-webui"
+    assert env["OFFLINE_MODE"] == "true" and env["HF_HUB_OFFLINE"] == "1"
+    assert env["WEBUI_AUTH"] == "True"
+    assert "WEBUI_SECRET_KEY" not in env
+
+
+def test_webui_secret_key_only_when_set() -> None:
+    env = _env_file(
+        render_webui(
+            "etc/open-webui/open-webui.env.j2", open_webui_secret_key="k", open_webui_offline=False
+        )
+    )
+    assert env["WEBUI_SECRET_KEY"] == "k"
+    assert "OFFLINE_MODE" not in env
+
+
+def test_webui_unit_is_hardened_and_keeps_the_key_off_the_command_line() -> None:
+    unit = render_webui("etc/systemd/system/open-webui.service.j2", open_webui_port=8081)
+    lines = set(unit.splitlines())
+    assert "EnvironmentFile=/etc/open-webui/open-webui.env" in lines
+    assert "ExecStart=/opt/open-webui/venv/bin/open-webui serve --host 0.0.0.0 --port 8081" in lines
+    assert "User=open-webui" in lines
+    assert {"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet="} <= lines
+    assert "ReadWritePaths=/var/lib/open-webui" in lines
+    assert "API_KEY" not in unit
+
+
+def test_webui_env_file_task_is_no_log_and_0640() -> None:
+    tasks = yaml.safe_load((WEBUI_ROLE / "tasks/configure.yml").read_text())
+    env_task = next(t for t in tasks if "open-webui.env" in t["ansible.builtin.template"]["src"])
+    assert env_task["no_log"] is True
+    assert env_task["ansible.builtin.template"]["mode"] == "0640"
