@@ -36,17 +36,17 @@ def monitoring_targets(inventory: Inventory) -> dict[str, list[dict[str, Any]]]:
     cluster = plan(inventory)
     sglang: list[dict[str, Any]] = []
     for group in cluster.serving_groups:
-        for node in group.nodes:
+        for member in group.nodes:
             sglang.append(
                 {
-                    "targets": [f"{node.service_address}:{node.port}"],
+                    "targets": [f"{member.service_address}:{member.port}"],
                     "labels": {
-                        "host": node.host,
+                        "host": member.host,
                         "group": group.name,
-                        "node_rank": str(node.node_rank),
+                        "node_rank": str(member.node_rank),
                         "model": group.model,
                         "mode": group.mode,
-                        "unit": node.unit,
+                        "unit": member.unit,
                     },
                 }
             )
