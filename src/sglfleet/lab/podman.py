@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from sglfleet.errors import SglfleetError
-from sglfleet.paths import sglfleet_home
+from sglfleet.paths import project_root, sglfleet_home
 
 IMAGE = "localhost/sglfleet-lab-base:bookworm"
 # Tests run their own lab beside a user's by setting SGLFLEET_LAB_NAME.
@@ -42,7 +43,14 @@ RUN_FLAGS = (
     "NET_ADMIN",
 )
 
+STANDIN_DRIVER_VERSION = "580.65.06"
+STANDIN_CUDA_VERSION = "12.9"
+
 Progress = Callable[[str], None]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,7 @@ def up(nodes: int, gpus_per_node: int, progress: Progress) -> dict[str, Any]:
     for node in lab_nodes:
         _wait_ssh(node.address)
     _ensure_model(shared, progress)
+    _ensure_nvidia_standin_repo(shared, progress)
     inventory = write_inventory(base, lab_nodes, gpus_per_node, key)
     progress(f"inventory {inventory}")
     return status()
@@ -231,6 +240,31 @@ def _ensure_model(shared: Path, progress: Progress) -> None:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     generate_model_dir(target, name=LAB_MODEL, files=2, file_mb=4)
+
+
+def _ensure_nvidia_standin_repo(shared: Path, progress: Progress) -> None:
+    """A signed apt repository of stand-in NVIDIA packages on the lab's shared storage.
+
+    NVIDIA's repositories cannot be reached from here; the node-stack roles install, pin and hold
+    these packages for real (they hold no driver and no nvidia-smi: see tests/fixtures/debs).
+    """
+    repo = shared / "nvidia-repo"
+    if (repo / "debian12" / "x86_64" / "InRelease").exists():
+        return
+    progress("build the stand-in NVIDIA apt repository (NVIDIA's cannot be reached)")
+    fixtures = project_root() / "tests" / "fixtures" / "debs"
+    proc = subprocess.run(
+        ["bash", str(fixtures / "build-repo.sh"), str(repo), "debian12"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SglfleetError(
+            f"building the stand-in NVIDIA repository failed: {proc.stderr.strip()[-500:]}",
+            "install gnupg, apt-utils and dpkg-dev (scripts/setup.sh does)",
+        )
+    shutil.copy2(fixtures / "dcgm-exporter-standin", repo / "dcgm-exporter")
 
 
 def _api_key(base: Path) -> str:
@@ -312,6 +346,14 @@ def lab_inventory_vars(
         },
         "sglfleet_serving_groups": groups,
         "sglfleet_router": {"host": router_host, "port": 8000},
+        # The node stack installs stand-in NVIDIA packages from the lab's own signed repository.
+        "nvidia_driver_repo_url": f"file://{SHARED_MOUNT}/nvidia-repo",
+        "nvidia_driver_version": STANDIN_DRIVER_VERSION,
+        "cuda_toolkit_version": STANDIN_CUDA_VERSION,
+        "dcgm_exporter_url": f"file://{SHARED_MOUNT}/nvidia-repo/dcgm-exporter",
+        "dcgm_exporter_checksum": _sha256(
+            project_root() / "tests" / "fixtures" / "debs" / "dcgm-exporter-standin"
+        ),
     }
     return inventory, cluster
 
