@@ -111,27 +111,32 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolloutLab]:
     for tool in ("podman", "ansible-playbook"):
         if subprocess.run(["which", tool], capture_output=True, check=False).returncode:
             pytest.skip(f"{tool} is not installed")
-    home = tmp_path_factory.mktemp("rollout-home")
+    # SGLFLEET_TEST_ROLLOUT_HOME + SGLFLEET_TEST_ROLLOUT_LAB: reuse a converged lab (debugging).
+    reuse = os.environ.get("SGLFLEET_TEST_ROLLOUT_HOME")
+    home = Path(reuse) if reuse else tmp_path_factory.mktemp("rollout-home")
+    name = os.environ.get("SGLFLEET_TEST_ROLLOUT_LAB", f"sglfleet-rollout-{os.getpid()}")
     env = {
         **os.environ,
         "SGLFLEET_HOME": str(home),
-        "SGLFLEET_LAB_NAME": f"sglfleet-rollout-{os.getpid()}",
+        "SGLFLEET_LAB_NAME": name,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
         "PYTHONUNBUFFERED": "1",
     }
     run = RolloutLab(home, env, Path(), "", "", {}).run
+    inventory = home / "lab" / "inventory"
     try:
-        up = run("lab", "up", "--nodes", "3", "--json", timeout=900)
-        assert up.returncode == 0, up.stderr[-3000:]
-        inventory = Path(json.loads(up.stdout)["inventory"])
-        # Only what serving needs (shared storage, engines, router): the node stack's roles are
-        # not what this module tests, and converging them costs minutes on this machine.
-        converge = subprocess.run(
-            ["ansible-playbook", "-i", str(inventory), "playbooks/storage.yml",
-             "playbooks/serving.yml"],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=2400, check=False,
-        )  # fmt: skip
-        assert converge.returncode == 0, converge.stdout[-4000:]
+        if not reuse:
+            up = run("lab", "up", "--nodes", "3", "--json", timeout=900)
+            assert up.returncode == 0, up.stderr[-3000:]
+            inventory = Path(json.loads(up.stdout)["inventory"])
+            # Only what serving needs (shared storage, engines, router): the node stack's roles
+            # are not what this module tests, and converging them costs minutes here.
+            converge = subprocess.run(
+                ["ansible-playbook", "-i", str(inventory), "playbooks/storage.yml",
+                 "playbooks/serving.yml"],
+                capture_output=True, text=True, env=env, cwd=ROOT, timeout=2400, check=False,
+            )  # fmt: skip
+            assert converge.returncode == 0, converge.stdout[-4000:]
         state = json.loads(run("lab", "status", "--json").stdout)
         lab = RolloutLab(
             home=home,
@@ -144,7 +149,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolloutLab]:
         _wait_serving(lab)
         yield lab
     finally:
-        if not os.environ.get("SGLFLEET_TEST_KEEP_LAB"):
+        if not reuse and not os.environ.get("SGLFLEET_TEST_KEEP_LAB"):
             run("lab", "down", "--keep-image", timeout=300)
 
 
@@ -203,8 +208,8 @@ def _rank0(lab: RolloutLab, status: dict[str, Any], name: str) -> str:
 def test_rollout_of_a_changed_flag_under_load_fails_no_request(lab: RolloutLab) -> None:
     status = _wait_serving(lab)
     lab.set_groups(
-        {"tp": {"server_args": {"max_running_requests": 64}},
-         "replica": {"server_args": {"max_running_requests": 64}}}
+        {"tp": {"server_args": {"max_running_requests": 48}},
+         "replica": {"server_args": {"max_running_requests": 48}}}
     )  # fmt: skip
     with Load(lab) as load:
         time.sleep(3)
@@ -226,7 +231,7 @@ def test_rollout_of_a_changed_flag_under_load_fails_no_request(lab: RolloutLab) 
     assert load.failures == [], load.failures[:5]
     assert load.ok > 20, "the load generator must have run through the rollout"
     for name in ("tp", "replica"):
-        assert lab.server_info(_rank0(lab, status, name))["max_running_requests"] == 64
+        assert lab.server_info(_rank0(lab, status, name))["max_running_requests"] == 48
     saved = json.loads(Path(record["path"]).read_text())
     assert saved["result"] == "succeeded" and saved["exit_code"] == 0
     assert lab.api_key not in proc.stdout + proc.stderr + Path(record["path"]).read_text()
@@ -261,7 +266,7 @@ def test_rejected_flag_is_rolled_back_and_the_rest_untouched(lab: RolloutLab) ->
     assert {n: lab.unit_prop(n, unit_tp, "MainPID") for n in tp_pids} == tp_pids
     replica_url = _rank0(lab, status, "replica")
     info = lab.server_info(replica_url)
-    assert info["max_running_requests"] == 64
+    assert info["max_running_requests"] == 48
     assert replica_url in lab.router_urls()
     args = subprocess.run(
         ["podman", "exec", lab.containers["lab-3"], "cat",
@@ -289,8 +294,8 @@ def _wait_record_step(lab: RolloutLab, group: str, step: str, timeout: float = 3
 def test_interrupt_leaves_every_group_old_or_new_and_serving(lab: RolloutLab) -> None:
     status = _wait_serving(lab)
     lab.set_groups(
-        {"tp": {"server_args": {"max_running_requests": 32}},
-         "replica": {"server_args": {"max_running_requests": 32}}}
+        {"tp": {"server_args": {"max_running_requests": 24}},
+         "replica": {"server_args": {"max_running_requests": 24}}}
     )  # fmt: skip
     with Load(lab) as load:
         proc = subprocess.Popen(
@@ -307,7 +312,7 @@ def test_interrupt_leaves_every_group_old_or_new_and_serving(lab: RolloutLab) ->
     assert _group(record, "replica")["result"] == "not_started"
     assert load.failures == [], load.failures[:5]
     serving = _wait_serving(lab, timeout=60)
-    expected = {"tp": 32 if _group(record, "tp")["result"] == "updated" else 64, "replica": 64}
+    expected = {"tp": 24 if _group(record, "tp")["result"] == "updated" else 48, "replica": 48}
     for name, value in expected.items():
         assert lab.server_info(_rank0(lab, serving, name))["max_running_requests"] == value
     assert {g["url"] for g in status["groups"]} <= lab.router_urls()
@@ -315,8 +320,8 @@ def test_interrupt_leaves_every_group_old_or_new_and_serving(lab: RolloutLab) ->
 
 def test_unreachable_host_stops_the_rollout_with_a_report(lab: RolloutLab) -> None:
     _wait_serving(lab)
-    # tp (lab-1, lab-2) changes again; replica still waits for 32 from the interrupted rollout.
-    lab.set_groups({"tp": {"server_args": {"max_running_requests": 16}}})
+    # tp (lab-1, lab-2) changes again; replica still waits for 24 from the interrupted rollout.
+    lab.set_groups({"tp": {"server_args": {"max_running_requests": 12}}})
     proc = subprocess.Popen(
         cli_argv("rollout", "-i", str(lab.inventory), "--yes", "--json", *FAST),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lab.env, cwd=ROOT,
