@@ -288,7 +288,9 @@ def firewall_rules(
 
     - API port of a serving node: router hosts, client networks, monitoring, the controller.
     - Router port: client networks and the controller; router metrics: monitoring, controller.
-    - Node metrics ports (exporters): monitoring and the controller.
+    - Node metrics ports (exporters): monitoring and the controller. Monitoring is the
+      `sglfleet_monitoring` hosts plus `monitoring_networks`, else the first router host (where
+      playbooks/monitoring.yml then runs Prometheus).
     - A multi-node group's internal ports and the ephemeral range (NCCL): its members only;
       a prefill group's bootstrap port and ephemeral range (KV transfer): the paired groups too.
     """
@@ -305,6 +307,9 @@ def firewall_rules(
     router_hosts = [name for name, h in inv.hosts.items() if ROUTER_GROUP in h.groups]
     if inv.router is not None and inv.router.host not in router_hosts:
         router_hosts.append(inv.router.host)
+    if not any(MONITORING_GROUP in h.groups for h in inv.hosts.values()):
+        # playbooks/monitoring.yml runs Prometheus on the first router host then.
+        monitoring += _addresses_of(inv, router_hosts[:1])
     all_replicas = replicas(inv)
     modes = {r.name: r.spec.mode for r in all_replicas}
     rules: list[Rule] = []
@@ -366,12 +371,11 @@ def firewall_rules(
                     _unique(partner_addresses),
                 )
             )
-    is_node = any(host in r.hosts for r in all_replicas)
-    if is_node and node_metrics_ports:
+    if node_metrics_ports:
         rules.append(
             Rule(
                 "node-metrics",
-                "node exporters (DCGM): monitoring",
+                "node exporters (node, DCGM): monitoring",
                 "tcp",
                 tuple(str(p) for p in node_metrics_ports),
                 _unique([*monitoring, *controller]),

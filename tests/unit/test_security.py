@@ -226,3 +226,22 @@ def test_example_inventories_have_no_port_or_address_problems(example: str) -> N
     for host in inv.hosts:
         for rule in firewall_rules(inv, host):
             assert rule["sources_ipv4"] or rule["sources_ipv6"]
+
+
+def test_monitoring_falls_back_to_the_first_router_host(tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path, [{"name": "g", "model": "m", "hosts": ["n1"], "tp": 8}])
+    without = inv.model_copy(
+        update={
+            "hosts": {
+                name: host.model_copy(
+                    update={"groups": tuple(g for g in host.groups if g != "sglfleet_monitoring")}
+                )
+                for name, host in inv.hosts.items()
+                if name != "prom"
+            }
+        }
+    )
+    rules = by_name(firewall_rules(without, "n1", node_metrics_ports=[9100]))
+    assert rules["node-metrics"]["sources_ipv4"] == ["10.20.0.16", "192.0.2.16"]
+    # The router host itself runs a node exporter too.
+    assert by_name(firewall_rules(without, "n6", node_metrics_ports=[9100]))["node-metrics"]

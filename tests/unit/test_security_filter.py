@@ -32,7 +32,8 @@ def test_filter_reads_the_kernel_range_format_and_drops_empty_controller() -> No
     )
     by_name = {r["name"]: r for r in rules}
     assert by_name["r1-nccl-ephemeral"]["ports"] == ["40000-50000"]
-    assert by_name["node-metrics"]["sources_ipv4"] == ["203.0.113.0/24"]
+    # No sglfleet_monitoring group: Prometheus runs on the first router host (h100-a).
+    assert by_name["node-metrics"]["sources_ipv4"] == ["10.20.0.11", "192.0.2.11", "203.0.113.0/24"]
     assert "router" not in by_name
 
 
