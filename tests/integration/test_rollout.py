@@ -45,7 +45,7 @@ class RolloutLab:
     api_key: str = field(repr=False)
     containers: dict[str, str]
 
-    def run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             cli_argv(*args), capture_output=True, text=True, env=self.env, cwd=ROOT,
             timeout=timeout, check=False,
@@ -279,7 +279,7 @@ def test_rejected_flag_is_rolled_back_and_the_rest_untouched(lab: RolloutLab) ->
     assert json.loads(again.stdout)["result"] == "nothing_to_do", again.stderr[-2000:]
 
 
-def _wait_record_step(lab: RolloutLab, group: str, step: str, timeout: float = 300) -> None:
+def _wait_record_step(lab: RolloutLab, group: str, step: str, timeout: float = 1800) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = lab.latest_record()
@@ -304,7 +304,7 @@ def test_interrupt_leaves_every_group_old_or_new_and_serving(lab: RolloutLab) ->
         )  # fmt: skip
         _wait_record_step(lab, "tp", "apply")
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=600)
+        stdout, stderr = proc.communicate(timeout=3600)
     assert proc.returncode == 130, stdout[-2000:] + stderr[-3000:]
     record = json.loads(stdout)
     assert record["result"] == "interrupted"
@@ -331,7 +331,7 @@ def test_unreachable_host_stops_the_rollout_with_a_report(lab: RolloutLab) -> No
         _wait_record_step(lab, "tp", "drain")
         subprocess.run(["podman", "pause", lab.containers["lab-2"]], check=True)
         paused = True
-        stdout, stderr = proc.communicate(timeout=600)
+        stdout, stderr = proc.communicate(timeout=3600)
     finally:
         if paused:
             subprocess.run(["podman", "unpause", lab.containers["lab-2"]], check=False)
