@@ -346,6 +346,8 @@ def lab_inventory_vars(
         },
         "sglfleet_serving_groups": groups,
         "sglfleet_router": {"host": router_host, "port": 8000},
+        # The lab's shared storage is a host folder bind-mounted into every container.
+        "shared_storage_mounts": [{"path": SHARED_MOUNT, "fstype": "none", "preexisting": True}],
         # The node stack installs stand-in NVIDIA packages from the lab's own signed repository.
         "nvidia_driver_repo_url": f"file://{SHARED_MOUNT}/nvidia-repo",
         "nvidia_driver_version": STANDIN_DRIVER_VERSION,
