@@ -20,6 +20,7 @@ from sglfleet.models import (
     ServingGroupSpec,
 )
 from sglfleet.nccl import node_nccl_env
+from sglfleet.security import pinned_ports, port_problems
 from sglfleet.server_config import tokens_to_config
 
 # GPU memory by model name fragment, in GB as vendors quote it (decimal).
@@ -188,8 +189,8 @@ def server_args(inv: Inventory, replica: Replica, rank: int) -> list[str]:
             "--dist-init-addr",
             f"{rank0.fabric_address}:{spec.dist_init_port}",
         ]
-    if spec.nccl_port:
-        args += ["--nccl-port", str(spec.nccl_port)]
+    # Pinned internal ports, so that the firewall can fence them (sglfleet.security).
+    args += pinned_ports(spec.dist_init_port, spec.nccl_port).flags()
     if spec.mem_fraction_static:
         args += ["--mem-fraction-static", str(spec.mem_fraction_static)]
     if model.trust_remote_code:
@@ -229,6 +230,7 @@ def node_env(inv: Inventory, replica: Replica, rank: int) -> dict[str, str]:
     env["SGL_DG_CACHE_DIR"] = str(
         inv.global_vars.get("sglang_server_deepgemm_cache_dir", "/var/cache/sglfleet/deep_gemm")
     )
+    env.update(pinned_ports(replica.spec.dist_init_port, replica.spec.nccl_port).env())
     env.update({k: str(v) for k, v in replica.spec.env.items()})
     return env
 
@@ -375,6 +377,7 @@ def check(inv: Inventory, include_memory: bool = True) -> list[Problem]:
             )
         )
     problems += _port_clashes(inv)
+    problems += port_problems(inv)
     from sglfleet.validate import inventory_checks
 
     problems += inventory_checks(inv)
