@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ class Lab:
     nodes: list[dict[str, Any]]
     env: dict[str, str]
     first_up: subprocess.CompletedProcess[str]
+    hub_token: str
 
     def sglfleet(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
         return run_cli(self.env, *args, timeout=timeout)
@@ -99,6 +101,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     assert up.returncode == 0, up.stderr
     state = json.loads(up.stdout)
     inventory = Path(state["inventory"])
+    # A canary hub token goes through the whole converge too (see test_secrets_canary.py).
+    hub_token = f"hf_canary{secrets.token_hex(16)}"
+    secrets_file = inventory / "group_vars" / "all" / "secrets.yml"
+    with secrets_file.open("a", encoding="utf-8") as handle:
+        handle.write(f"model_weights_hub_token: {hub_token}\n")
     first = run_cli(env, "up", "-i", str(inventory), "--json", timeout=2400)
     try:
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -112,6 +119,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             nodes=status["nodes"],
             env=env,
             first_up=first,
+            hub_token=hub_token,
         )
     finally:
         if not os.environ.get("SGLFLEET_TEST_KEEP_LAB"):
