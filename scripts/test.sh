@@ -10,7 +10,8 @@ if [ "$QUICK" = "--quick" ]; then scripts/setup.sh; else scripts/setup.sh --sgla
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_HOME="$PWD/.cache/ansible"
 step() { printf '\n=== %s ===\n' "$*"; }
-step ruff;          ruff check . && ruff format --check .
+step ruff;          ruff check .
+                    ruff format --check .
 step mypy;          mypy
 step yamllint;      yamllint -s .
 step ansible-lint;  ansible-lint --profile production

@@ -72,7 +72,14 @@ def run_preflight(inventory: Path, *, nccl: bool, limit: str | None, as_json: bo
     from sglfleet.ui.render import console, print_table
 
     rows = [
-        [c.host, c.check, c.status.upper(), c.observed, c.expected, c.fix if c.status != "ok" else ""]
+        [
+            c.host,
+            c.check,
+            c.status.upper(),
+            c.observed,
+            c.expected,
+            c.fix if c.status != "ok" else "",
+        ]
         for c in checks
     ]
     print_table("GPU preflight", ["host", "check", "status", "observed", "expected", "fix"], rows)
