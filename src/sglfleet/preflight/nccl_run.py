@@ -69,4 +69,3 @@ def _print(
             for c in checks
         ],
     )
-
