@@ -6,22 +6,23 @@ from pathlib import Path
 
 from sglfleet.errors import InventoryError
 from sglfleet.inventory import load_inventory
-from sglfleet.models import ClusterPlan
+from sglfleet.models import ClusterPlan, Inventory
 from sglfleet.runner import RunResult, run_playbook
 from sglfleet.topology import memory_problems, plan
 
 
-def require_fit(inventory_path: Path) -> None:
+def require_fit(inventory: Inventory) -> None:
     """Raise InventoryError (exit 2) naming every group whose model does not fit its GPUs."""
-    problems = memory_problems(load_inventory(inventory_path))
+    problems = memory_problems(inventory)
     if problems:
-        raise InventoryError(problems, str(inventory_path))
+        raise InventoryError(problems, inventory.path)
 
 
 def validate(inventory: Path) -> ClusterPlan:
     """Everything checkable without a host; raises InventoryError (exit 2) before any connection."""
-    cluster = plan(load_inventory(inventory))
-    require_fit(inventory)
+    loaded = load_inventory(inventory)
+    cluster = plan(loaded)
+    require_fit(loaded)
     return cluster
 
 

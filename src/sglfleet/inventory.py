@@ -58,7 +58,11 @@ CLUSTER_VARIABLES = {
 KNOWN_SGLFLEET_VARIABLES = set(HOST_VARIABLES) | HOST_EXTRA_VARIABLES | CLUSTER_VARIABLES
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser (the constructor stays Python) reads a 1,000-node inventory ~5x faster.
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that keeps `!vault` values as opaque secrets and refuses duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -76,7 +80,8 @@ class _Loader(yaml.SafeLoader):
                     key_node.start_mark,
                 )
             first_line[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def _vault(loader: yaml.SafeLoader, node: yaml.Node) -> Secret:
@@ -84,7 +89,7 @@ def _vault(loader: yaml.SafeLoader, node: yaml.Node) -> Secret:
 
 
 _Loader.add_constructor("!vault", _vault)
-_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
+_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
 
 
 def _source_line(path: Path, line: int) -> str:

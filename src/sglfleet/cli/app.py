@@ -92,14 +92,15 @@ def plan(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
     from sglfleet.topology import plan as make_plan
     from sglfleet.topology import plan_json
 
-    cluster = make_plan(load_inventory(inventory))
+    loaded = load_inventory(inventory)
+    cluster = make_plan(loaded)
     if as_json:
         emit_json(plan_json(cluster))
     else:
         from sglfleet.ui.render import print_plan
 
         print_plan(cluster)
-    require_fit(inventory)
+    require_fit(loaded)
 
 
 @app.command()
