@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sglfleet.errors import InventoryError
+import yaml
+
+from sglfleet.errors import InventoryError, SglfleetError
 from sglfleet.inventory import load_inventory
 from sglfleet.models import ClusterPlan, Inventory
 from sglfleet.runner import RunResult, run_playbook
@@ -26,6 +29,20 @@ def validate(inventory: Path) -> ClusterPlan:
     return cluster
 
 
+def parse_extra_vars(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` run controls; values are YAML scalars (true, 3, full)."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise SglfleetError(
+                f"--extra-vars {item!r} is not KEY=VALUE",
+                "write e.g. -e model_weights_verify=full",
+            )
+        parsed[key] = yaml.safe_load(value) if value else ""
+    return parsed
+
+
 def converge(
     inventory: Path,
     *,
@@ -35,16 +52,32 @@ def converge(
     diff: bool = False,
     quiet: bool = False,
     playbook: str = "site.yml",
+    extravars: dict[str, Any] | None = None,
 ) -> RunResult:
     validate(inventory)
     from sglfleet.ui.render import LiveRun, err_console, print_recap
 
     if quiet:
-        result = run_playbook(playbook, inventory, limit=limit, tags=tags, check=check, diff=diff)
+        result = run_playbook(
+            playbook,
+            inventory,
+            limit=limit,
+            tags=tags,
+            check=check,
+            diff=diff,
+            extravars=extravars,
+        )
     else:
         with LiveRun() as live:
             result = run_playbook(
-                playbook, inventory, limit=limit, tags=tags, check=check, diff=diff, on_event=live
+                playbook,
+                inventory,
+                limit=limit,
+                tags=tags,
+                check=check,
+                diff=diff,
+                extravars=extravars,
+                on_event=live,
             )
         print_recap(result.state)
     if result.rc != 0 and not quiet:

@@ -111,12 +111,29 @@ def up(
     tags: Annotated[str | None, typer.Option(help="Only tasks with these tags.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Dry run: change nothing.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Show file changes.")] = False,
+    extra_vars: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--extra-vars",
+            "-e",
+            help="Run controls as KEY=VALUE (e.g. model_weights_verify=full); desired state "
+            "belongs in the inventory.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Converge the cluster: site.yml through ansible-runner with live per-host progress."""
-    from sglfleet.deploy import converge
+    from sglfleet.deploy import converge, parse_extra_vars
 
-    result = converge(inventory, limit=limit, tags=tags, check=check, diff=diff, quiet=as_json)
+    result = converge(
+        inventory,
+        limit=limit,
+        tags=tags,
+        check=check,
+        diff=diff,
+        quiet=as_json,
+        extravars=parse_extra_vars(extra_vars or []),
+    )
     if as_json:
         emit_json(
             {
