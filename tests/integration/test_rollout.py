@@ -241,39 +241,54 @@ def test_rollout_of_a_changed_flag_under_load_fails_no_request(lab: RolloutLab) 
     assert json.loads(again.stdout)["result"] == "nothing_to_do"
 
 
-def test_rejected_flag_is_rolled_back_and_the_rest_untouched(lab: RolloutLab) -> None:
+def test_unknown_flag_is_refused_before_any_host_is_touched(lab: RolloutLab) -> None:
+    lab.set_groups({"replica": {"extra_args": ["--no-such-flag-sglfleet"]}})
+    try:
+        proc = lab.run("rollout", "-i", str(lab.inventory), "--yes", "--json", *FAST)
+    finally:
+        lab.set_groups({"replica": {"extra_args": []}})
+    # Inventory validation knows SGLang 0.5.23's flags: exit 2, no record, no host contacted.
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "no-such-flag-sglfleet" in proc.stderr
+    record = lab.latest_record()
+    assert record is None or record["result"] != "running"
+
+
+def test_engine_rejected_change_is_rolled_back_and_the_rest_untouched(lab: RolloutLab) -> None:
+    """A change that passes validation but that the engine refuses at start-up (here a value the
+    rehearsal engine rejects, as SGLang rejects a bad environment or model) is rolled back."""
     status = _wait_serving(lab)
     unit_tp = "sglang-server@tp.service"
     tp_pids = {n: lab.unit_prop(n, unit_tp, "MainPID") for n in ("lab-1", "lab-2")}
-    lab.set_groups({"replica": {"extra_args": ["--no-such-flag-sglfleet"]}})
+    replica_url = _rank0(lab, status, "replica")
+    before = lab.server_info(replica_url)["max_running_requests"]
+    bad_env = {"SGLFLEET_REHEARSAL_LOAD_SECONDS": "not-a-number"}
+    lab.set_groups({"replica": {"env": bad_env}})
     try:
         with Load(lab) as load:
             proc = lab.run("rollout", "-i", str(lab.inventory), "--yes", "--json", *FAST)
             time.sleep(2)
     finally:
-        lab.set_groups({"replica": {"extra_args": []}})
+        lab.set_groups({"replica": {"env": {}}})
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads(proc.stdout)
     assert record["result"] == "rolled_back"
     assert _group(record, "tp")["result"] == "unchanged"
     replica = _group(record, "replica")
     assert replica["result"] == "rolled_back"
-    assert "engine exited" in replica["error"] or "not 200" in replica["error"]
+    assert "engine exited" in replica["error"], replica["error"]
     steps = [s["name"] for s in replica["steps"]]
     assert steps[-4:] == ["rollback", "wait_ready", "smoke_test", "router_add"], steps
     assert load.failures == [], load.failures[:5]
-    # The rest of the fleet was not restarted; the rolled-back group serves its previous config.
+    # The rest of the fleet was not restarted; the rolled-back group serves its previous state.
     assert {n: lab.unit_prop(n, unit_tp, "MainPID") for n in tp_pids} == tp_pids
-    replica_url = _rank0(lab, status, "replica")
-    info = lab.server_info(replica_url)
-    assert info["max_running_requests"] == 48
+    assert lab.server_info(replica_url)["max_running_requests"] == before
     assert replica_url in lab.router_urls()
-    args = subprocess.run(
-        ["podman", "exec", lab.containers["lab-3"], "cat",
-         "/etc/sglfleet/replica/server-args.yaml"],
+    env_file = subprocess.run(
+        ["podman", "exec", lab.containers["lab-3"], "cat", "/etc/sglfleet/replica/server.env"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert "no-such-flag" not in args
+    assert "not-a-number" not in env_file
     # With the inventory fixed, nothing is left to do.
     again = lab.run("rollout", "-i", str(lab.inventory), "--yes", "--json", *FAST)
     assert json.loads(again.stdout)["result"] == "nothing_to_do", again.stderr[-2000:]
