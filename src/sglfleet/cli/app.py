@@ -240,5 +240,14 @@ def lab_status(as_json: JsonOpt = False) -> None:
         )
 
 
+def _register_operations() -> None:
+    from sglfleet.cli.ops import register
+
+    register(app)
+
+
+_register_operations()
+
+
 def main() -> None:
     app()
