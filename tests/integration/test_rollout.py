@@ -23,17 +23,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
-# The CLI with the rollout commands registered, whether or not app.py registers them yet.
-CLI = (
-    "import sys; from sglfleet.cli.app import app; from sglfleet.cli.ops import register;"
-    " register(app); sys.argv[0] = 'sglfleet'; app()"
-)
 # Budgets fit for the lab's rehearsal engine (a real 671B load needs the 2400 s default).
 FAST = ["--ready-timeout", "180", "--drain-timeout", "60", "--smoke-timeout", "60"]
 
 
 def cli_argv(*args: str) -> list[str]:
-    return [sys.executable, "-c", CLI, *args]
+    return [sys.executable, "-m", "sglfleet", *args]
 
 
 @dataclass
