@@ -24,6 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 # Budgets fit for the lab's rehearsal engine (a real 671B load needs the 2400 s default).
+# Flag values new to this run, so that a reused lab (SGLFLEET_TEST_ROLLOUT_HOME) changes too.
+FIRST = 100 + int(time.time()) % 800
+INTERRUPTED = FIRST + 1
+UNREACHABLE = FIRST + 2
 FAST = ["--ready-timeout", "180", "--drain-timeout", "60", "--smoke-timeout", "60"]
 
 
@@ -203,8 +207,8 @@ def _rank0(lab: RolloutLab, status: dict[str, Any], name: str) -> str:
 def test_rollout_of_a_changed_flag_under_load_fails_no_request(lab: RolloutLab) -> None:
     status = _wait_serving(lab)
     lab.set_groups(
-        {"tp": {"server_args": {"max_running_requests": 48}},
-         "replica": {"server_args": {"max_running_requests": 48}}}
+        {"tp": {"server_args": {"max_running_requests": FIRST}},
+         "replica": {"server_args": {"max_running_requests": FIRST}}}
     )  # fmt: skip
     with Load(lab) as load:
         time.sleep(3)
@@ -226,7 +230,7 @@ def test_rollout_of_a_changed_flag_under_load_fails_no_request(lab: RolloutLab) 
     assert load.failures == [], load.failures[:5]
     assert load.ok > 20, "the load generator must have run through the rollout"
     for name in ("tp", "replica"):
-        assert lab.server_info(_rank0(lab, status, name))["max_running_requests"] == 48
+        assert lab.server_info(_rank0(lab, status, name))["max_running_requests"] == FIRST
     saved = json.loads(Path(record["path"]).read_text())
     assert saved["result"] == "succeeded" and saved["exit_code"] == 0
     assert lab.api_key not in proc.stdout + proc.stderr + Path(record["path"]).read_text()
@@ -304,8 +308,8 @@ def _wait_record_step(lab: RolloutLab, group: str, step: str, timeout: float = 1
 def test_interrupt_leaves_every_group_old_or_new_and_serving(lab: RolloutLab) -> None:
     status = _wait_serving(lab)
     lab.set_groups(
-        {"tp": {"server_args": {"max_running_requests": 24}},
-         "replica": {"server_args": {"max_running_requests": 24}}}
+        {"tp": {"server_args": {"max_running_requests": INTERRUPTED}},
+         "replica": {"server_args": {"max_running_requests": INTERRUPTED}}}
     )  # fmt: skip
     with Load(lab) as load:
         proc = subprocess.Popen(
@@ -322,7 +326,8 @@ def test_interrupt_leaves_every_group_old_or_new_and_serving(lab: RolloutLab) ->
     assert _group(record, "replica")["result"] == "not_started"
     assert load.failures == [], load.failures[:5]
     serving = _wait_serving(lab, timeout=60)
-    expected = {"tp": 24 if _group(record, "tp")["result"] == "updated" else 48, "replica": 48}
+    updated = _group(record, "tp")["result"] == "updated"
+    expected = {"tp": INTERRUPTED if updated else FIRST, "replica": FIRST}
     for name, value in expected.items():
         assert lab.server_info(_rank0(lab, serving, name))["max_running_requests"] == value
     assert {g["url"] for g in status["groups"]} <= lab.router_urls()
@@ -330,8 +335,8 @@ def test_interrupt_leaves_every_group_old_or_new_and_serving(lab: RolloutLab) ->
 
 def test_unreachable_host_stops_the_rollout_with_a_report(lab: RolloutLab) -> None:
     _wait_serving(lab)
-    # tp (lab-1, lab-2) changes again; replica still waits for 24 from the interrupted rollout.
-    lab.set_groups({"tp": {"server_args": {"max_running_requests": 12}}})
+    # tp (lab-1, lab-2) changes again; replica still waits for the interrupted value.
+    lab.set_groups({"tp": {"server_args": {"max_running_requests": UNREACHABLE}}})
     proc = subprocess.Popen(
         cli_argv("rollout", "-i", str(lab.inventory), "--yes", "--json", *FAST),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lab.env, cwd=ROOT,
