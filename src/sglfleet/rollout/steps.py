@@ -234,13 +234,15 @@ def wait_ready(
     *,
     probe_after_s: float = 15.0,
     probe_every_s: float = 30.0,
-    baseline: dict[str, int] | None = None,
 ) -> Readiness:
     """Poll rank 0's /health_generate; now and then ask systemd whether a member crashed, so an
-    engine that rejects its arguments fails in seconds, not after the whole load budget."""
+    engine that rejects its arguments fails in seconds, not after the whole load budget.
+
+    systemd's NRestarts survives an explicit stop and start (seen on Debian 12's systemd 252), so
+    the restart count is read once when waiting begins and later counts are compared with it."""
     started = time.monotonic()
     next_probe = started + probe_after_s
-    baseline = baseline or {}
+    baseline: dict[str, int] | None = None
     while True:
         elapsed = time.monotonic() - started
         if ready(target.rank0_url):
@@ -251,15 +253,18 @@ def wait_ready(
                 elapsed,
                 f"{target.rank0_url}/health_generate not 200 within {timeout_s:.0f}s",
             )
-        if time.monotonic() >= next_probe:
+        if baseline is None or time.monotonic() >= next_probe:
             states, result = unit_states(inventory, [target])
             lost = unreachable_hosts(result)
             if lost:
                 return Readiness(False, elapsed, f"unreachable: {', '.join(lost)}")
+            if baseline is None:
+                baseline = restart_counts(states, target)
             crashed = crashed_members(states, target, baseline)
             if crashed:
                 return Readiness(False, elapsed, "engine exited: " + "; ".join(crashed))
-            next_probe = time.monotonic() + probe_every_s
+            if time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + probe_every_s
         time.sleep(2.0)
 
 
