@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sglfleet.errors import InventoryError, SglfleetError
+from sglfleet.events import Event, RunState
 from sglfleet.inventory import load_inventory
 from sglfleet.models import ClusterPlan, Inventory
 from sglfleet.runner import RunResult, run_playbook
@@ -57,8 +59,8 @@ def converge(
     validate(inventory)
     from sglfleet.ui.render import LiveRun, err_console, print_recap
 
-    if quiet:
-        result = run_playbook(
+    def run(on_event: Callable[[Event, RunState], None] | None) -> RunResult:
+        return run_playbook(
             playbook,
             inventory,
             limit=limit,
@@ -66,19 +68,14 @@ def converge(
             check=check,
             diff=diff,
             extravars=extravars,
+            on_event=on_event,
         )
+
+    if quiet:
+        result = run(None)
     else:
         with LiveRun() as live:
-            result = run_playbook(
-                playbook,
-                inventory,
-                limit=limit,
-                tags=tags,
-                check=check,
-                diff=diff,
-                extravars=extravars,
-                on_event=live,
-            )
+            result = run(live)
         print_recap(result.state)
     if result.rc != 0 and not quiet:
         err_console.print(f"Error: {playbook} failed (ansible exit code {result.rc})")

@@ -21,7 +21,6 @@ from sglfleet.models import (
 )
 from sglfleet.nccl import node_nccl_env
 from sglfleet.security import pinned_ports, port_problems
-from sglfleet.server_config import tokens_to_config
 
 # GPU memory by model name fragment, in GB as vendors quote it (decimal).
 GPU_MEMORY_GB: dict[str, float] = {
@@ -535,37 +534,6 @@ def plan_json(cluster: ClusterPlan) -> dict[str, Any]:
             for g in cluster.serving_groups
         ]
     }
-
-
-def node_launch(inv: Inventory, host: str) -> dict[str, Any] | None:
-    """What one host runs (for the Ansible filter). The API key is left to Ansible's own vars."""
-    for group in plan(inv).serving_groups:
-        for node in group.nodes:
-            if node.host == host:
-                args = list(node.server_args)
-                if "--api-key" in args:
-                    index = args.index("--api-key")
-                    del args[index : index + 2]
-                return {
-                    "group": group.name,
-                    "model": group.model,
-                    "mode": group.mode,
-                    "nnodes": group.nnodes,
-                    "node_rank": node.node_rank,
-                    "argv": list(node.argv),
-                    "server_args": args,
-                    "config": tokens_to_config(args),
-                    "env": dict(node.env),
-                    "unit": node.unit,
-                    "port": node.port,
-                    "service_address": node.service_address,
-                    "rank0_url": group.api_url,
-                    "dist_init_addr": group.dist_init_addr,
-                    "members": [n.host for n in group.nodes],
-                    "member_urls": [f"http://{n.service_address}:{n.port}" for n in group.nodes],
-                    "model_dir": f"{inv.models_dir}/{group.model}",
-                }
-    return None
 
 
 def unfit_groups(cluster: ClusterPlan) -> Iterable[GroupPlan]:
