@@ -14,6 +14,9 @@ from sglfleet.errors import InventoryError  # noqa: E402
 from sglfleet.inventory import load_inventory  # noqa: E402
 from sglfleet.launch import launch_table  # noqa: E402
 from sglfleet.models import Inventory  # noqa: E402
+from sglfleet.packages import missing as sglfleet_packages_missing  # noqa: E402
+from sglfleet.packages import parse_dpkg_query as sglfleet_dpkg_installed  # noqa: E402
+from sglfleet.pyzip import build  # noqa: E402
 from sglfleet.topology import check, router_workers  # noqa: E402
 
 # One load and one plan per inventory per process: templating runs once per host, and a plan of a
@@ -49,10 +52,18 @@ def sglfleet_inventory_problems(inventory_dir: str) -> list[str]:
     return [f"{p.render()} -- fix: {p.hint}" for p in problems]
 
 
+def sglfleet_pyz(package_dir: str) -> str:
+    """Controller path of a reproducible zip of this package (built once, content-addressed)."""
+    return str(build(package_dir))
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "sglfleet_node_launch": sglfleet_node_launch,
             "sglfleet_inventory_problems": sglfleet_inventory_problems,
             "sglfleet_router_workers": sglfleet_router_workers,
+            "sglfleet_packages_missing": sglfleet_packages_missing,
+            "sglfleet_dpkg_installed": sglfleet_dpkg_installed,
+            "sglfleet_pyz": sglfleet_pyz,
         }

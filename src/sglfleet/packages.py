@@ -1,0 +1,54 @@
+"""Which apt package specs a node already satisfies, from `package_facts`.
+
+Every apt task opens the node's package cache (about 1-2 s of CPU) even when nothing is to be
+installed. The play reads the installed packages once (`ansible.builtin.package_facts`), and each
+apt task runs only for the specs this returns. Without those facts (a role run on its own, e.g.
+by Molecule) every spec is returned, so the apt task runs as before: the shortcut can only skip
+work that is already done, never skip work that is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import Any
+
+
+def _split(spec: str) -> tuple[str, str | None]:
+    name, sep, version = spec.partition("=")
+    return name.split(":", 1)[0].strip(), (version.strip() if sep else None)
+
+
+def missing(specs: str | Iterable[str], installed: Mapping[str, Any] | None) -> list[str]:
+    """Specs (`name`, `name=version`, `name=version-*`) not met by the installed packages."""
+    wanted = [specs] if isinstance(specs, str) else list(specs)
+    if not installed:
+        return wanted
+    out = []
+    for spec in wanted:
+        name, version = _split(spec)
+        entries = installed.get(name) or []
+        versions = [
+            str(entry.get("version", "")) for entry in entries if isinstance(entry, Mapping)
+        ]
+        wrong_version = version is not None and not any(fnmatchcase(v, version) for v in versions)
+        if not versions or wrong_version:
+            out.append(spec)
+    return out
+
+
+def parse_dpkg_query(text: str) -> dict[str, list[dict[str, str]]]:
+    """Output of `dpkg-query -W -f '${Package} ${Version} ${db:Status-Status}\\n'`, reshaped.
+
+    The shape is package_facts' (name -> list of {version}).
+    Only packages whose status is `installed` count (removed ones keep their config files and a
+    `config-files` status).
+    """
+    out: dict[str, list[dict[str, str]]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 3 or parts[2].strip() != "installed":
+            continue
+        name = parts[0].split(":", 1)[0]
+        out.setdefault(name, []).append({"version": parts[1]})
+    return out
