@@ -1,12 +1,21 @@
 """How a converge grows with the fleet: site.yml on the lab with 1, 2, 4 and 8 nodes.
 
-For each size, from one run: build a lab of N podman nodes, time a full converge
-(`sglfleet up`), then a no-change rerun, then tear the lab down. Prints a table and, as its
-last line, the 8-node rerun time over the 1-node rerun time. Target: at most 1.3.
+For each size, from one run: build a lab of N podman nodes, time a full converge (`sglfleet
+up`), a no-change rerun, and a second no-change rerun with every node held to the same CPU quota
+(`--cpus-per-node`), then tear the lab down. Prints a table and, as its last line, the 8-node
+rerun time over the 1-node rerun time. Target: at most 1.3.
 
-    python benchmarks/converge_scaling.py [--sizes 1,2,4,8] [--keep]
+Why two reruns: the lab's nodes are containers on this machine, so with N nodes the nodes' own
+work (Python starting modules, apt, systemd) competes for the same few cores and any converge
+costs about N times the node CPU. On a real fleet each node has its own CPUs. Holding each
+container to a fixed quota gives every node the same CPU at every fleet size, as real nodes
+have, so what still grows with N is what the controller does: that is what Ansible's levers
+(forks, pipelining, ControlPersist, fact caching, fewer module runs) act on. Pick a quota with
+N x quota well under the core count, so that the controller keeps a core of its own.
 
-Needs podman and the lab image (`sglfleet lab image`); takes tens of minutes on a 2-core machine.
+    python benchmarks/converge_scaling.py [--sizes 1,2,4,8] [--cpus-per-node 0.15] [--keep]
+
+Needs podman and the lab image (`sglfleet lab image`); takes about an hour on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -14,13 +23,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    wall: float
+    controller_cpu: float  # sglfleet + ansible-playbook + ssh, user + system seconds
+    node_cpu: float  # mean over the nodes, seconds
+    changed: int
+
+
+@dataclass
+class Row:
+    nodes: int
+    full: Run
+    shared: Run
+    own: Run | None
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,16 +61,49 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def timed_up(env: dict[str, str], inventory: str) -> tuple[float, dict[str, dict[str, int]]]:
+def podman(*args: str) -> str:
+    return subprocess.run(
+        ["podman", *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def node_cpu_seconds(container: str) -> float:
+    """CPU time the container's cgroup has used (cgroup v1 cpuacct, else v2 cpu.stat)."""
+    out = podman(
+        "exec",
+        container,
+        "sh",
+        "-c",
+        "if [ -r /sys/fs/cgroup/cpuacct/cpuacct.usage ];"
+        " then echo ns $(cat /sys/fs/cgroup/cpuacct/cpuacct.usage);"
+        " else echo us $(sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat); fi",
+    )
+    unit, value = out.split()
+    return int(value) / (1e9 if unit == "ns" else 1e6)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_up(env: dict[str, str], inventory: str, containers: list[str]) -> Run:
+    nodes_before = [node_cpu_seconds(c) for c in containers]
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     proc = cli(env, "up", "-i", inventory, "--json")
-    elapsed = time.perf_counter() - start
+    wall = time.perf_counter() - start
+    controller = _children_cpu() - cpu_before
+    nodes_after = [node_cpu_seconds(c) for c in containers]
     if proc.returncode != 0:
         raise SystemExit(f"converge failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return elapsed, json.loads(proc.stdout)["recap"]
+    recap = json.loads(proc.stdout)["recap"]
+    node_cpu = sum(a - b for a, b in zip(nodes_after, nodes_before, strict=True)) / len(containers)
+    changed = sum(counts["changed"] for counts in recap.values())
+    return Run(wall, controller, node_cpu, changed)
 
 
-def measure(size: int, keep: bool) -> tuple[float, float, int]:
+def measure(size: int, cpus: float, keep: bool) -> Row:
     with tempfile.TemporaryDirectory(prefix=f"sglfleet-bench-{size}-") as home:
         env = {
             **os.environ,
@@ -53,36 +113,70 @@ def measure(size: int, keep: bool) -> tuple[float, float, int]:
         up = cli(env, "lab", "up", "--nodes", str(size), "--json")
         if up.returncode != 0:
             raise SystemExit(up.stderr)
-        inventory = json.loads(up.stdout)["inventory"]
+        lab = json.loads(up.stdout)
+        inventory = lab["inventory"]
+        containers = [node["container"] for node in lab["nodes"]]
         try:
-            full, _ = timed_up(env, inventory)
-            rerun, recap = timed_up(env, inventory)
+            full = timed_up(env, inventory, containers)
+            shared = timed_up(env, inventory, containers)
+            own = None
+            if cpus > 0:
+                for container in containers:
+                    podman("update", "--cpus", str(cpus), container)
+                own = timed_up(env, inventory, containers)
         finally:
             if not keep:
                 cli(env, "lab", "down", "--keep-image")
-        changed = sum(counts["changed"] for counts in recap.values())
-        return full, rerun, changed
+        return Row(size, full, shared, own)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="1,2,4,8")
+    parser.add_argument(
+        "--cpus-per-node",
+        type=float,
+        default=0.15,
+        help="CPU quota of each node for the second rerun (0: skip it)",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the labs running")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    load = os.getloadavg()[0]
     rows = []
     for size in sizes:
-        full, rerun, changed = measure(size, args.keep)
-        rows.append((size, full, rerun, changed))
-        print(f"  measured {size} node(s): full {full:.0f} s, rerun {rerun:.0f} s", file=sys.stderr)
-    base = rows[0][2]
+        row = measure(size, args.cpus_per_node, args.keep)
+        rows.append(row)
+        print(
+            f"  measured {size} node(s): full {row.full.wall:.0f} s, rerun {row.shared.wall:.0f} s"
+            + (f", rerun at quota {row.own.wall:.0f} s" if row.own else ""),
+            file=sys.stderr,
+        )
+    cores = os.cpu_count() or 1
+    print(f"# {cores} cores, load {load:.2f} at the start; per-node quota {args.cpus_per_node}")
     print(
-        f"{'nodes':>5} {'full converge (s)':>18} {'no-change rerun (s)':>20} "
-        f"{'rerun changed':>14} {'rerun / 1-node':>15}"
+        f"{'nodes':>5} {'full (s)':>9} {'rerun (s)':>10} {'changed':>8} {'ctl CPU (s)':>12}"
+        f" {'node CPU (s)':>13} {'x 1-node':>9} {'rerun@quota (s)':>16} {'x 1-node':>9}"
     )
-    for size, full, rerun, changed in rows:
-        print(f"{size:>5} {full:>18.1f} {rerun:>20.1f} {changed:>14} {rerun / base:>15.2f}")
-    print(f"no-change rerun, {rows[-1][0]} nodes vs {rows[0][0]}: {rows[-1][2] / base:.2f}x")
+    base, base_own = rows[0].shared.wall, rows[0].own.wall if rows[0].own else None
+    for row in rows:
+        own = (
+            f"{row.own.wall:>16.1f} {row.own.wall / base_own:>9.2f}" if row.own and base_own else ""
+        )
+        print(
+            f"{row.nodes:>5} {row.full.wall:>9.1f} {row.shared.wall:>10.1f} {row.shared.changed:>8}"
+            f" {row.shared.controller_cpu:>12.1f} {row.shared.node_cpu:>13.1f}"
+            f" {row.shared.wall / base:>9.2f} {own}"
+        )
+    last, first = rows[-1], rows[0]
+    headline = f"no-change rerun, {last.nodes} nodes vs {first.nodes}: "
+    if last.own and first.own:
+        headline += (
+            f"{last.own.wall / first.own.wall:.2f}x with each node held to"
+            f" {args.cpus_per_node} CPU; "
+        )
+    headline += f"{last.shared.wall / first.shared.wall:.2f}x with all nodes sharing {cores} cores"
+    print(headline)
 
 
 if __name__ == "__main__":
