@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from sglfleet.errors import InventoryError, SglfleetError
 from sglfleet.events import Event, RunState
 from sglfleet.inventory import load_inventory
 from sglfleet.models import ClusterPlan, Inventory
-from sglfleet.runner import RunResult, run_playbook
+from sglfleet.runner import RunResult, forks_for, run_playbook
 from sglfleet.topology import memory_problems, plan
 
 
@@ -23,12 +24,16 @@ def require_fit(inventory: Inventory) -> None:
         raise InventoryError(problems, inventory.path)
 
 
-def validate(inventory: Path) -> ClusterPlan:
-    """Everything checkable without a host; raises InventoryError (exit 2) before any connection."""
+def _validated(inventory: Path) -> tuple[Inventory, ClusterPlan]:
     loaded = load_inventory(inventory)
     cluster = plan(loaded)
     require_fit(loaded)
-    return cluster
+    return loaded, cluster
+
+
+def validate(inventory: Path) -> ClusterPlan:
+    """Everything checkable without a host; raises InventoryError (exit 2) before any connection."""
+    return _validated(inventory)[1]
 
 
 def parse_extra_vars(items: list[str]) -> dict[str, Any]:
@@ -56,7 +61,9 @@ def converge(
     playbook: str = "site.yml",
     extravars: dict[str, Any] | None = None,
 ) -> RunResult:
-    validate(inventory)
+    loaded, _ = _validated(inventory)
+    # A user's ANSIBLE_FORKS wins; otherwise one fork per host (runner.forks_for).
+    forks = None if os.environ.get("ANSIBLE_FORKS") else forks_for(len(loaded.hosts))
     from sglfleet.ui.render import LiveRun, err_console, print_recap
 
     def run(on_event: Callable[[Event, RunState], None] | None) -> RunResult:
@@ -68,6 +75,7 @@ def converge(
             check=check,
             diff=diff,
             extravars=extravars,
+            forks=forks,
             on_event=on_event,
         )
 

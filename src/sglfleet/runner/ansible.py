@@ -39,6 +39,14 @@ def _workspace(playbook: str) -> Path:
     return path
 
 
+def forks_for(hosts: int, cores: int | None = None) -> int:
+    """Ansible forks sized to the fleet: one per host, at least 5 and at most 16 per controller
+    core (never below ansible.cfg's 50), capped at 512. Each fork is a Python process that mostly
+    waits on SSH, so a controller carries many more of them than it has cores."""
+    cores = cores or os.cpu_count() or 1
+    return min(max(hosts, 5), max(50, 16 * cores), 512)
+
+
 def run_playbook(
     playbook: str,
     inventory: str | Path,
