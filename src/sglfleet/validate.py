@@ -23,6 +23,14 @@ ALLOW_PRIVILEGED = "sglfleet_allow_privileged_ports"
 GPU_NODES_GROUP = "sglfleet_gpu_nodes"
 ROUTERS_GROUP = "sglfleet_routers"
 
+# SGLang flags sglfleet refuses to serve with, by the parser's dest, and why (docs/security.md).
+UNSAFE_FLAGS = {
+    "enable_custom_logit_processor": (
+        "it lets each request carry a logit processor that SGLang unpickles with dill.loads"
+        " (CVE-2026-7304), so anyone holding the API key can run code on the GPU nodes"
+    ),
+}
+
 # SGLang flags sglfleet sets itself, by the parser's dest, and the inventory key that sets them.
 MANAGED_FLAGS = {
     "model_path": "sglfleet_models (the group's `model`)",
@@ -409,6 +417,15 @@ def _flag_problems(
         else:
             values.append(token)
     for flag, flag_values in groups:
+        if flag.dest in UNSAFE_FLAGS and not (flag_values and flag_values[-1].lower() == "false"):
+            problems.append(
+                Problem(
+                    f"{flag.name} is refused: {UNSAFE_FLAGS[flag.dest]}",
+                    "remove it; sglfleet does not serve with it (docs/security.md)",
+                    variable=variable,
+                )
+            )
+            continue
         if flag.dest in MANAGED_FLAGS:
             problems.append(
                 Problem(
