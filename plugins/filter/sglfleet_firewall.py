@@ -31,6 +31,7 @@ def sglfleet_firewall_rules(
     monitoring_networks: list[str] | None = None,
     controller_addresses: list[str] | None = None,
     node_metrics_ports: list[int] | None = None,
+    web_ports: list[int] | None = None,
     ephemeral_range: str = "32768-60999",
 ) -> list[dict[str, Any]]:
     """Accept rules of `host`: [{name, comment, protocol, ports, sources_ipv4, sources_ipv6}]."""
@@ -49,6 +50,7 @@ def sglfleet_firewall_rules(
             monitoring_networks=[str(n) for n in monitoring_networks or []],
             controller_addresses=[str(a) for a in controller_addresses or [] if a],
             node_metrics_ports=[int(p) for p in node_metrics_ports or []],
+            web_ports=[int(p) for p in web_ports or []],
             ephemeral_range=(int(low), int(high.strip("-") or low)),
         )
     except ValueError as exc:

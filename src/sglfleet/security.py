@@ -282,12 +282,15 @@ def firewall_rules(
     monitoring_networks: Iterable[str] = (),
     controller_addresses: Iterable[str] = (),
     node_metrics_ports: Iterable[int] = (),
+    web_ports: Iterable[int] = (),
     ephemeral_range: tuple[int, int] = LINUX_EPHEMERAL_RANGE,
 ) -> list[dict[str, Any]]:
     """The accept rules of one host: who may open which port. Everything else is dropped.
 
     - API port of a serving node: router hosts, client networks, monitoring, the controller.
     - Router port: client networks and the controller; router metrics: monitoring, controller.
+    - Web UIs this host runs (`web_ports`: Prometheus, Grafana, Open WebUI): client networks and
+      the controller, like the router's endpoint.
     - Node metrics ports (exporters): monitoring and the controller. Monitoring is the
       `sglfleet_monitoring` hosts plus `monitoring_networks`, else the first router host (where
       playbooks/monitoring.yml then runs Prometheus).
@@ -379,6 +382,16 @@ def firewall_rules(
                 "tcp",
                 tuple(str(p) for p in node_metrics_ports),
                 _unique([*monitoring, *controller]),
+            )
+        )
+    if web_ports:
+        rules.append(
+            Rule(
+                "web-ui",
+                "web UIs on this host (Prometheus, Grafana, Open WebUI): client networks",
+                "tcp",
+                tuple(str(p) for p in web_ports),
+                _unique([*clients, *controller]),
             )
         )
     if inv.router is not None and host == inv.router.host:

@@ -129,6 +129,25 @@ def test_router_host_rules(tmp_path: Path) -> None:
     assert "router" not in bare
 
 
+def test_web_ui_ports_open_to_clients_and_controller_only(tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path, [{"name": "g", "model": "m", "hosts": ["n1"], "tp": 8}])
+    rules = by_name(
+        firewall_rules(
+            inv,
+            "n6",
+            client_networks=["10.1.0.0/16"],
+            controller_addresses=["198.51.100.7"],
+            web_ports=[9090, 3000, 8080],
+        )
+    )
+    assert rules["web-ui"]["ports"] == ["3000", "8080", "9090"]
+    # Monitoring (192.0.2.99) scrapes exporters; it is not a client of the web UIs.
+    assert rules["web-ui"]["sources_ipv4"] == ["10.1.0.0/16", "198.51.100.7"]
+    assert "web-ui" not in by_name(firewall_rules(inv, "n6", client_networks=["10.1.0.0/16"]))
+    # No clients, no controller: left out, not opened to everyone.
+    assert "web-ui" not in by_name(firewall_rules(inv, "n6", web_ports=[9090]))
+
+
 def test_pd_bootstrap_from_decode_and_router(tmp_path: Path) -> None:
     dis = {"transfer_backend": "mooncake", "bootstrap_port": 8998}
     inv = write_inventory(
