@@ -96,6 +96,11 @@ def run_playbook(
         "event_handler": handle,
         "extravars": extravars or {},
         "rotate_artifacts": 1,
+        # ansible-runner points the jsonfile fact cache into each run's own (throwaway) artifacts
+        # unless given a path; an absolute one is used as is, so facts outlive the run as
+        # ansible.cfg intends (gathering = smart, fact_caching_timeout).
+        "fact_cache": str(sglfleet_home() / "facts"),
+        "fact_cache_type": "jsonfile",
     }
     if limit:
         kwargs["limit"] = limit
