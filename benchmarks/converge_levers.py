@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# The lab CLI wrapper and the controller-CPU reading are converge_scaling's (same folder, on
+# sys.path when run as `python benchmarks/converge_levers.py`).
+from converge_scaling import children_cpu, cli
 
 # name -> (environment overrides, extra `sglfleet up` arguments)
 SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
@@ -37,31 +36,15 @@ SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
 }
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sglfleet", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed_up(env: dict[str, str], inventory: str, extra: list[str]) -> tuple[float, float, int]:
-    cpu = _children_cpu()
+    cpu = children_cpu()
     start = time.perf_counter()
     proc = cli(env, "up", "-i", inventory, "--json", *extra)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"converge failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     recap = json.loads(proc.stdout)["recap"]
-    return wall, _children_cpu() - cpu, sum(c["changed"] for c in recap.values())
+    return wall, children_cpu() - cpu, sum(c["changed"] for c in recap.values())
 
 
 def main() -> None:

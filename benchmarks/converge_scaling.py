@@ -82,18 +82,18 @@ def node_cpu_seconds(container: str) -> float:
     return int(value) / (1e9 if unit == "ns" else 1e6)
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def timed_up(env: dict[str, str], inventory: str, containers: list[str]) -> Run:
     nodes_before = [node_cpu_seconds(c) for c in containers]
-    cpu_before = _children_cpu()
+    cpu_before = children_cpu()
     start = time.perf_counter()
     proc = cli(env, "up", "-i", inventory, "--json")
     wall = time.perf_counter() - start
-    controller = _children_cpu() - cpu_before
+    controller = children_cpu() - cpu_before
     nodes_after = [node_cpu_seconds(c) for c in containers]
     if proc.returncode != 0:
         raise SystemExit(f"converge failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
