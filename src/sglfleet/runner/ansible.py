@@ -40,9 +40,10 @@ def _workspace(playbook: str) -> Path:
 
 
 def forks_for(hosts: int, cores: int | None = None) -> int:
-    """Ansible forks sized to the fleet: one per host, at least 5 and at most 16 per controller
-    core (never below ansible.cfg's 50), capped at 512. Each fork is a Python process that mostly
-    waits on SSH, so a controller carries many more of them than it has cores."""
+    """Ansible forks sized to the fleet: one per host and at least 5, up to a cap of 16 per
+    controller core (the cap never below ansible.cfg's 50) and 512 at most. Each fork is a Python
+    process that mostly waits on SSH, so a controller carries many more of them than it has cores.
+    """
     cores = cores or os.cpu_count() or 1
     return min(max(hosts, 5), max(50, 16 * cores), 512)
 
