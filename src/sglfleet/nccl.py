@@ -68,3 +68,67 @@ def node_nccl_env(host: Host, rank0: Host, variables: dict[str, Any]) -> dict[st
             if value is not None:
                 env[str(name)] = value
     return env
+
+
+# /etc/nccl.conf: sglfleet owns the block between these lines; every other line is the user's.
+CONF_BEGIN = "# BEGIN sglfleet managed: these keys win over the same keys set below"
+CONF_END = "# END sglfleet managed"
+CONF_KEPT = "# Kept from the previous file (keys sglfleet does not manage):"
+
+
+def _conf_key(line: str) -> str | None:
+    text = line.strip()
+    if not text or text.startswith("#") or "=" not in text:
+        return None
+    return text.split("=", 1)[0].strip() or None
+
+
+def merge_nccl_conf(existing: str, managed: Mapping[str, str], header: str = "") -> dict[str, Any]:
+    """The new /etc/nccl.conf: sglfleet's keys, then every line of the user's it does not manage.
+
+    A user's line setting a key sglfleet manages is dropped (sglfleet's value wins) and reported
+    in `overridden`; the role also keeps a backup of the previous file. Running it on its own
+    output gives the same text (idempotent).
+    """
+    inside = False
+    user_lines: list[str] = []
+    # A file of sglfleet's before the markers existed: all of it was ours (the backup keeps it).
+    legacy = CONF_BEGIN not in existing and "Ansible managed" in existing
+    for line in [] if legacy else existing.splitlines():
+        stripped = line.strip()
+        if stripped == CONF_BEGIN:
+            inside = True
+            continue
+        if stripped == CONF_END:
+            inside = False
+            continue
+        if inside or stripped == CONF_KEPT:
+            continue
+        user_lines.append(line.rstrip())
+    overridden: dict[str, str] = {}
+    kept: list[str] = []
+    body: list[str] = []
+    for line in user_lines:
+        key = _conf_key(line)
+        if key is not None and key in managed:
+            overridden[key] = line.strip().split("=", 1)[1]
+            continue
+        if key is not None:
+            kept.append(key)
+        body.append(line)
+    while body and not body[0].strip():
+        body.pop(0)
+    while body and not body[-1].strip():
+        body.pop()
+    lines = [CONF_BEGIN]
+    lines += [header.rstrip()] if header.strip() else []
+    lines += [f"{key}={value}" for key, value in sorted(managed.items())]
+    lines.append(CONF_END)
+    if body:
+        lines += [CONF_KEPT, *body]
+    return {
+        "content": "\n".join(lines) + "\n",
+        "kept": kept,
+        "overridden": overridden,
+        "replaced_legacy": legacy,
+    }
