@@ -126,6 +126,8 @@ class NodePlan(StrictModel):
     argv: tuple[str, ...]
     server_args: tuple[str, ...]
     env: dict[str, str]
+    # NCCL/Gloo variables the node gets from nccl_tuning's env file (shown, not in server.env).
+    nccl_env: dict[str, str] = Field(default_factory=dict)
     unit: str
     service_address: str
     port: int

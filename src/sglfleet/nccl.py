@@ -1,8 +1,9 @@
 """NCCL and Gloo environment for one node of a serving group (pure; mirrors roles/nccl_tuning).
 
-The role writes the same variables to /etc/sglfleet/nccl.env from the same inventory values; where
-the role can also use what it discovers on the host (HCAs, RoCE GID index, the interface on the
-route to rank 0), the plan shows only what the inventory declares.
+roles/nccl_tuning is the one writer of these variables (/etc/sglfleet/nccl.env, and the NCCL_*
+ones into /etc/nccl.conf); the plan shows them as `nccl_env`, never in a unit's server.env. Where
+the role also uses what it discovers on the host (HCAs, the interface on the route to rank 0),
+the plan shows only what the inventory declares.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def node_nccl_env(host: Host, rank0: Host, variables: dict[str, Any]) -> dict[st
     if host.rdma_hcas:
         env["NCCL_IB_HCA"] = exact_list(host.rdma_hcas)
     gid_index = _text(merged.get("nccl_tuning_ib_gid_index"))
-    if gid_index is not None:
+    # "discovered" is filled in on the host at converge time; empty leaves the GID to NCCL.
+    if gid_index is not None and gid_index != "discovered":
         env["NCCL_IB_GID_INDEX"] = gid_index
     for variable, name in TUNING_VARIABLES.items():
         value = _text(merged.get(variable))

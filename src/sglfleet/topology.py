@@ -220,11 +220,8 @@ def launch_argv(inv: Inventory, group: str) -> list[str]:
 
 
 def node_env(inv: Inventory, replica: Replica, rank: int) -> dict[str, str]:
-    host = inv.hosts[replica.hosts[rank]]
-    rank0 = inv.hosts[replica.hosts[0]]
+    # NCCL_*/GLOO_* have one owner: nccl_tuning's /etc/sglfleet/nccl.env (see node_nccl_plan).
     env: dict[str, str] = {}
-    if len(replica.hosts) > 1 or host.rdma_hcas:
-        env.update(node_nccl_env(host, rank0, inv.global_vars))
     env["SGLANG_WARMUP_TIMEOUT"] = str(inv.global_vars.get("sglang_server_warmup_timeout", 1800))
     env["SGL_DG_CACHE_DIR"] = str(
         inv.global_vars.get("sglang_server_deepgemm_cache_dir", "/var/cache/sglfleet/deep_gemm")
@@ -232,6 +229,14 @@ def node_env(inv: Inventory, replica: Replica, rank: int) -> dict[str, str]:
     env.update(pinned_ports(replica.spec.dist_init_port, replica.spec.nccl_port).env())
     env.update({k: str(v) for k, v in replica.spec.env.items()})
     return env
+
+
+def node_nccl_plan(inv: Inventory, replica: Replica, rank: int) -> dict[str, str]:
+    """What nccl_tuning writes to /etc/sglfleet/nccl.env on the node, as the inventory says."""
+    host = inv.hosts[replica.hosts[rank]]
+    if len(replica.hosts) > 1 or host.rdma_hcas:
+        return node_nccl_env(host, inv.hosts[replica.hosts[0]], inv.global_vars)
+    return {}
 
 
 def replicas(inv: Inventory) -> list[Replica]:
@@ -478,6 +483,7 @@ def plan(inv: Inventory) -> ClusterPlan:
                 argv=tuple(launch_argv(inv, replica.name)),
                 server_args=tuple(server_args(inv, replica, rank)),
                 env=node_env(inv, replica, rank),
+                nccl_env=node_nccl_plan(inv, replica, rank),
                 unit=SERVER_UNIT.format(group=replica.name),
                 service_address=service_address(inv.hosts[host]),
                 port=replica.spec.port,
@@ -527,6 +533,7 @@ def plan_json(cluster: ClusterPlan) -> dict[str, Any]:
                         "argv": list(n.argv),
                         "server_args": list(n.server_args),
                         "env": dict(n.env),
+                        "nccl_env": dict(n.nccl_env),
                     }
                     for n in g.nodes
                 ],

@@ -25,7 +25,8 @@ def test_every_rank_of_the_2x8_example_gets_one_gloo_interface_and_its_hcas() ->
     nodes = [n for g in document["serving_groups"] for n in g["nodes"]]
     assert [n["node_rank"] for n in nodes] == [0, 1]
     for node in nodes:
-        env = node["env"]
+        assert not [k for k in node["env"] if k.startswith(("NCCL_", "GLOO_"))]  # one owner
+        env = node["nccl_env"]
         assert env["GLOO_SOCKET_IFNAME"] == "ibp24s0"
         assert not set(env["GLOO_SOCKET_IFNAME"]) & set(",=^ ")
         assert env["NCCL_SOCKET_IFNAME"] == "=ibp24s0"
@@ -65,6 +66,12 @@ def test_host_variables_win_over_cluster_ones_and_templates_are_skipped() -> Non
     assert env["NCCL_CROSS_NIC"] == "1"
     assert env["TORCH_NCCL_BLOCKING_WAIT"] == "1"
     assert env["GLOO_SOCKET_IFNAME"] == "enp24s0np0"
+
+
+def test_gid_index_discovered_at_converge_is_not_shown_as_a_value() -> None:
+    host = _host(rdma_hcas=("mlx5_0",), vars={"nccl_tuning_ib_gid_index": "discovered"})
+    assert "NCCL_IB_GID_INDEX" not in node_nccl_env(host, host, {})
+    assert "NCCL_IB_GID_INDEX" not in node_nccl_env(host, host, {"nccl_tuning_ib_gid_index": ""})
 
 
 def test_undeclared_interface_is_left_to_the_role() -> None:

@@ -32,7 +32,7 @@ def test_plan_json_shape(example: Path, tmp_path: Path) -> None:
         ranks = [node["node_rank"] for node in group["nodes"]]
         assert ranks == list(range(len(ranks)))
         for node in group["nodes"]:
-            assert list(node) == ["host", "node_rank", "argv", "server_args", "env"]
+            assert list(node) == ["host", "node_rank", "argv", "server_args", "env", "nccl_env"]
             assert all(isinstance(t, str) for t in node["argv"] + node["server_args"])
             assert all(isinstance(v, str) for v in node["env"].values())
             args = node["server_args"]
@@ -70,9 +70,9 @@ def test_two_node_tp_example_matches_sglang_multinode_launch(tmp_path: Path) -> 
         assert args[args.index("--tp-size") + 1] == "16"
         assert args[args.index("--node-rank") + 1] == str(rank)
         assert args[args.index("--dist-init-addr") + 1] == "10.20.0.11:20000"
-        assert node["env"]["GLOO_SOCKET_IFNAME"] == "ibp24s0"
-        assert "," not in node["env"]["GLOO_SOCKET_IFNAME"]
-        assert node["env"]["NCCL_IB_HCA"].startswith("=mlx5_0")
+        assert node["nccl_env"]["GLOO_SOCKET_IFNAME"] == "ibp24s0"
+        assert "," not in node["nccl_env"]["GLOO_SOCKET_IFNAME"]
+        assert node["nccl_env"]["NCCL_IB_HCA"].startswith("=mlx5_0")
 
 
 def test_secrets_are_redacted(tmp_path: Path) -> None:
