@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sglfleet.errors import Problem
+from sglfleet.gpu_stack import gpu_stack_checks
 from sglfleet.models import Inventory, ModelSpec, ServingGroupSpec
 
 HUBS = ("huggingface", "modelscope")
@@ -80,6 +81,7 @@ def inventory_checks(inv: Inventory) -> list[Problem]:
                 )
             )
     problems += _router_checks(inv)
+    problems += gpu_stack_checks(inv)
     return problems
 
 

@@ -44,7 +44,7 @@ RUN_FLAGS = (
 )
 
 STANDIN_DRIVER_VERSION = "580.65.06"
-STANDIN_CUDA_VERSION = "12.9"
+STANDIN_CUDA_VERSION = "13.0"
 
 Progress = Callable[[str], None]
 
