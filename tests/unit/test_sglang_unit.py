@@ -75,7 +75,10 @@ def _role_vars(**overrides: Any) -> dict[str, Any]:
 
 def _render_value(environment: jinja2.Environment, value: Any, variables: dict[str, Any]) -> Any:
     if isinstance(value, str) and "{{" in value:
-        return environment.from_string(value).render(**variables)
+        try:
+            return environment.from_string(value).render(**variables)
+        except jinja2.TemplateError:  # a constant of another part of the role (its own filters)
+            return value
     if isinstance(value, dict):
         return {k: _render_value(environment, v, variables) for k, v in value.items()}
     return value
@@ -83,7 +86,10 @@ def _render_value(environment: jinja2.Environment, value: Any, variables: dict[s
 
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(ROLE / "templates")),
+        # Ansible also searches the template's own folder (where the units include their hardening).
+        loader=jinja2.FileSystemLoader(
+            [str(ROLE / "templates"), str(ROLE / "templates/etc/systemd/system")]
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         keep_trailing_newline=True,
