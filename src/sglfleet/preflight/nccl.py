@@ -429,8 +429,13 @@ def evaluate(result: Mapping[str, Any], thresholds: Thresholds, context: Context
                 "fail",
                 f"all-reduce {label} failed: {str(result.get('error') or 'no result')[:400]}",
                 "all-reduce completes with the right sum",
-                fix_text or "re-run with NCCL_DEBUG=INFO and read the first NCCL WARN line",
-                cause_text or "unknown: read the NCCL warnings in the result's nccl_log",
+                # The bench (or the playbook) names the fix when the run could not start.
+                fix_text
+                or str(result.get("fix") or "")
+                or "re-run with NCCL_DEBUG=INFO and read the first NCCL WARN line",
+                cause_text
+                or str(result.get("cause") or "")
+                or "unknown: read the NCCL warnings in the result's nccl_log",
             )
         )
         return checks

@@ -4,12 +4,60 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sglfleet.events.model import Failure
 from sglfleet.inventory import load_inventory
 from sglfleet.preflight.nccl import Check, judge, render_table, table
 from sglfleet.runner import run_playbook
+
+PLAYBOOK = "playbooks/nccl_preflight.yml"
+
+
+def playbook_checks(failures: Sequence[Failure], rc: int, artifacts: Path) -> list[Check]:
+    """The playbook's own failures as check rows, so the table shows what --json shows."""
+    log = artifacts / "artifacts"
+    checks = [
+        Check(
+            host=f.host,
+            check="nccl.playbook",
+            status="fail",
+            observed=("unreachable: " if f.unreachable else f"task '{f.task}': ") + f.message[:600],
+            expected="the NCCL preflight playbook runs to the end",
+            fix=(
+                f"check SSH and sudo to {f.host} (ansible_host, key, become)"
+                if f.unreachable
+                else f"fix what the task reports, then re-run; full log in {log}"
+            ),
+        )
+        for f in failures
+    ]
+    if rc == 127 and not checks:
+        checks.append(
+            Check(
+                host="controller",
+                check="nccl.playbook",
+                status="fail",
+                observed="ansible-playbook was not found (exit 127)",
+                expected="the NCCL preflight playbook runs to the end",
+                fix="put the bin folder of sglfleet's venv (holding ansible-playbook) on PATH",
+            )
+        )
+    elif rc != 0 and not checks:
+        checks.append(
+            Check(
+                host="controller",
+                check="nccl.playbook",
+                status="fail",
+                observed=f"{PLAYBOOK} exited {rc} without a failed task",
+                expected="the NCCL preflight playbook runs to the end",
+                fix=f"read the run's output in {log} (syntax or inventory error)",
+            )
+        )
+    return checks
 
 
 def nccl_report(inventory: Path, *, limit: str | None, quiet: bool) -> dict[str, Any]:
@@ -17,7 +65,7 @@ def nccl_report(inventory: Path, *, limit: str | None, quiet: bool) -> dict[str,
     inv = load_inventory(inventory)
     with tempfile.TemporaryDirectory(prefix="sglfleet-nccl-") as out:
         result = run_playbook(
-            "playbooks/nccl_preflight.yml",
+            PLAYBOOK,
             inventory,
             limit=limit,
             extravars={"sglfleet_preflight_out": out},
@@ -25,47 +73,75 @@ def nccl_report(inventory: Path, *, limit: str | None, quiet: bool) -> dict[str,
         documents = {
             p.stem: json.loads(p.read_text()) for p in sorted(Path(out).glob("nccl-*.json"))
         }
+    return report(
+        documents,
+        inv.global_vars,
+        result.state.failures,
+        result.rc,
+        result.artifacts,
+        quiet=quiet,
+    )
+
+
+def report(
+    documents: dict[str, dict[str, Any]],
+    variables: dict[str, Any],
+    failures: Sequence[Failure],
+    rc: int,
+    artifacts: Path,
+    *,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Checks of every result plus the playbook's failures; printed unless quiet; the --json."""
     checks: list[Check] = []
     summaries: list[dict[str, Any]] = []
     for name, document in documents.items():
-        found, summary = judge(document, inv.global_vars)
+        found, summary = judge(document, variables)
         checks.extend(found)
         summaries.append({"file": name, **summary})
         if not quiet:
             _print(name, document, found, summary)
-    failed = sum(c.status == "fail" for c in checks)
-    if result.rc != 0:
-        failed += 1
-        if not quiet:
-            from sglfleet.ui.render import err_console
-
-            err_console.print(
-                f"Error: the NCCL preflight playbook failed (ansible exit code {result.rc})"
-            )
-            err_console.print(f"Hint: see the failures above; full log in {result.artifacts}")
+    broken = playbook_checks(failures, rc, artifacts)
+    if not quiet and broken:
+        _print_checks("NCCL preflight playbook", broken)
+    failed = sum(c.status == "fail" for c in checks) + len(broken)
     return {
         "results": summaries,
         "failures": [
-            {"host": f.host, "task": f.task, "message": f.message} for f in result.state.failures
+            {"host": f.host, "task": f.task, "message": f.message, "unreachable": f.unreachable}
+            for f in failures
         ],
+        "playbook_checks": [asdict(c) for c in broken],
+        "playbook_rc": rc,
         "failed": failed,
     }
+
+
+def _cause_and_fix(check: Check) -> str:
+    fix = f"fix: {check.fix}" if check.fix else ""
+    return "; ".join(part for part in (check.cause, fix) if part)
+
+
+def _print_checks(title: str, checks: list[Check]) -> None:
+    from sglfleet.ui.render import print_table
+
+    print_table(
+        title,
+        ["host", "check", "status", "observed", "expected", "likely cause / fix"],
+        [
+            [c.host, c.check, c.status.upper(), c.observed, c.expected, _cause_and_fix(c)]
+            for c in checks
+        ],
+    )
 
 
 def _print(
     name: str, document: dict[str, Any], checks: list[Check], summary: dict[str, Any]
 ) -> None:
-    from sglfleet.ui.render import console, print_table
+    from sglfleet.ui.render import console
 
     console.print(f"[bold]{name}[/] ({summary.get('scope')}, tool {summary.get('tool')})")
     rate = summary.get("line_rate_gbps")
-    if not document.get("skipped"):
+    if document.get("rows"):
         console.print(render_table(table(document, rate if isinstance(rate, float) else None)))
-    print_table(
-        f"NCCL checks: {name}",
-        ["host", "check", "status", "observed", "expected", "likely cause / fix"],
-        [
-            [c.host, c.check, c.status.upper(), c.observed, c.expected, c.cause or c.fix]
-            for c in checks
-        ],
-    )
+    _print_checks(f"NCCL checks: {name}", checks)
