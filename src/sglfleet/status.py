@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,26 +25,72 @@ def probe_ready(url: str, timeout: float = 5.0) -> bool:
         return False
 
 
+READY_LINE = "The server is fired up and ready to roll"
+
+
+def warmup_seconds(probe: str, now: float | None = None) -> dict[str, Any]:
+    """playbooks/status.yml's warm-up probe -> {"seconds": start to first ready, "warming": bool}.
+
+    The probe prints `start @EPOCH` (systemctl's ExecMainStartTimestamp of the running engine) and,
+    once rank 0 logged SGLang's ready line, that journal line in short-unix form (`EPOCH.USEC ...`).
+    """
+    start: float | None = None
+    ready: float | None = None
+    for line in probe.splitlines():
+        if line.startswith("start @"):
+            try:
+                start = float(line.removeprefix("start @").strip())
+            except ValueError:
+                start = None
+        elif READY_LINE in line:
+            try:
+                ready = float(line.split(" ", 1)[0])
+            except ValueError:
+                ready = None
+    if start is None:
+        return {"seconds": None, "warming": False}
+    if ready is None:
+        elapsed = (now if now is not None else time.time()) - start
+        return {"seconds": round(max(0.0, elapsed), 1), "warming": True}
+    return {"seconds": round(max(0.0, ready - start), 1), "warming": False}
+
+
+def format_warmup(warmup: dict[str, Any] | None) -> str:
+    if not warmup or warmup.get("seconds") is None:
+        return "-"
+    seconds = int(warmup["seconds"])
+    text = f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return f"warming, {text} so far" if warmup.get("warming") else text
+
+
 def unit_states(inventory: Path) -> dict[str, dict[str, Any]]:
+    states, _ = _read_status(inventory)
+    return states
+
+
+def _read_status(inventory: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+    """Unit states and warm-up probes per host, from playbooks/status.yml."""
     with tempfile.TemporaryDirectory(prefix="sglfleet-status-") as out:
         result = run_playbook(
             "playbooks/status.yml", inventory, extravars={"sglfleet_status_out": out}
         )
         states: dict[str, dict[str, Any]] = {}
+        probes: dict[str, dict[str, str]] = {}
         for path in Path(out).glob("*.json"):
             document = json.loads(path.read_text())
             states[document["host"]] = document["units"]
+            probes[document["host"]] = document.get("warmup") or {}
     if result.rc != 0 and not states:
         raise SglfleetError(
             f"could not read unit states (ansible exit code {result.rc})",
             f"check that the hosts are reachable; log in {result.artifacts}",
         )
-    return states
+    return states, probes
 
 
 def collect_status(inventory: Path) -> dict[str, Any]:
     cluster = plan(load_inventory(inventory))
-    states = unit_states(inventory)
+    states, probes = _read_status(inventory)
     urls = [g.api_url for g in cluster.serving_groups]
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(urls)))) as pool:
         ready = dict(zip(urls, pool.map(probe_ready, urls), strict=True))
@@ -63,11 +110,17 @@ def collect_status(inventory: Path) -> dict[str, Any]:
                     "since": unit.get("ActiveEnterTimestamp", ""),
                 }
             )
+        rank0 = next(node for node in group.nodes if node.node_rank == 0)
+        warmup = warmup_seconds(probes.get(rank0.host, {}).get(rank0.unit, ""))
+        if warmup["warming"] and ready[group.api_url]:  # ready, but its line left the journal
+            warmup = {"seconds": None, "warming": False}
         groups.append(
             {
                 "name": group.name,
                 "model": group.model,
                 "ready": ready[group.api_url],
+                # Unit start to SGLang's first "ready" (weights, CUDA graphs, JIT kernels).
+                "warmup": warmup,
                 "url": group.api_url,
                 "nodes": nodes,
             }
@@ -91,8 +144,11 @@ def render_status(document: dict[str, Any]) -> None:
                     node["unit"],
                     node["state"],
                     node["restarts"],
+                    format_warmup(group.get("warmup")) if node["node_rank"] == 0 else "",
                 ]
             )
     print_table(
-        "Serving groups", ["group", "ready", "host", "rank", "unit", "state", "restarts"], rows
+        "Serving groups",
+        ["group", "ready", "host", "rank", "unit", "state", "restarts", "warm-up"],
+        rows,
     )
