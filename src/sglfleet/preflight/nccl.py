@@ -364,26 +364,15 @@ def diagnose(result: Mapping[str, Any], context: Context) -> list[Diagnosis]:
                 )
             )
         if "IB" in networks and not log.get("gdr_in_use") and not context.simulated:
-            if not node.get("peermem_loaded"):
-                causes.append(
-                    Diagnosis(
-                        "GPUDirect RDMA off: nvidia-peermem is not loaded and NCCL's log shows"
-                        " no GDRDMA transport",
-                        "run the fabric playbook (it loads nvidia-peermem), or check that the"
-                        " driver supports dma-buf (open kernel modules, kernel >= 5.12)",
-                        [f"transports: {dict(transports)}"],
-                    )
+            causes.append(
+                Diagnosis(
+                    "GPUDirect RDMA off: NCCL's network channels show no GDRDMA ("
+                    + gdr_evidence(result)
+                    + ")",
+                    GDR_FIX,
+                    [f"transports: {dict(transports)}"],
                 )
-            else:
-                causes.append(
-                    Diagnosis(
-                        "GPUDirect RDMA off: NCCL's log shows no GDRDMA transport although"
-                        " nvidia-peermem is loaded",
-                        "check NCCL_NET_GDR_LEVEL, PCIe ACS/IOMMU settings and the GPU-NIC"
-                        " topology (nvidia-smi topo -m)",
-                        [f"transports: {dict(transports)}"],
-                    )
-                )
+            )
         if context.transport == "roce" and context.expected_gid_index is not None:
             used = env.get("NCCL_IB_GID_INDEX")
             seen = [str(g) for g in log.get("gid_indexes") or []]
@@ -515,7 +504,44 @@ def evaluate(result: Mapping[str, Any], thresholds: Thresholds, context: Context
     return checks
 
 
+GDR_FIX = (
+    "set rdma_network_gpudirect: dmabuf (open NVIDIA modules, Linux >= 5.12) and re-run the"
+    " fabric playbook, which says why a host cannot; then check NCCL_NET_GDR_LEVEL, PCIe ACS and"
+    " the GPU-NIC topology (nvidia-smi topo -m)"
+)
+
+
+def gdr_evidence(result: Mapping[str, Any]) -> str:
+    """What NCCL's log says about GPUDirect RDMA support: DMA-BUF, per-HCA verdicts, peermem."""
+    log = _log(result)
+    raw = log.get("gdr_hcas")
+    hcas: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    parts = []
+    if log.get("dmabuf_gpus"):
+        parts.append("DMA-BUF is available on the GPUs")
+    elif "dmabuf_gpus" in log:
+        parts.append("no 'DMA-BUF is available' line (proprietary modules or kernel < 5.12?)")
+    if hcas.get("disabled"):
+        parts.append("NCCL disabled GDR for HCA " + ", ".join(map(str, hcas["disabled"])))
+    if hcas.get("enabled"):
+        parts.append("NCCL enabled GDR for HCA " + ", ".join(map(str, hcas["enabled"])))
+    parts.append(
+        "nvidia-peermem loaded" if _node(result).get("peermem_loaded") else "no nvidia-peermem"
+    )
+    return "; ".join(parts)
+
+
+def gdr_mechanism(result: Mapping[str, Any]) -> str:
+    """How NCCL reached GPU memory: DMA-BUF, nvidia-peermem, or unknown from the log."""
+    if _log(result).get("dmabuf_gpus"):
+        return "DMA-BUF"
+    if _node(result).get("peermem_loaded"):
+        return "nvidia-peermem"
+    return "DMA-BUF or nvidia-peermem"
+
+
 def _gdr_checks(result: Mapping[str, Any], context: Context, host: str) -> list[Check]:
+    """GPUDirect RDMA judged by what NCCL did (GDRDMA channels), never by a module's presence."""
     if context.transport not in ("infiniband", "roce"):
         return []
     if context.simulated:
@@ -528,35 +554,47 @@ def _gdr_checks(result: Mapping[str, Any], context: Context, host: str) -> list[
                 "GDRDMA in NCCL's transports",
             )
         ]
-    node = _node(result)
     log = _log(result)
-    loaded = bool(node.get("peermem_loaded"))
-    checks = [
-        Check(
-            host,
-            "nccl.peermem",
-            "ok" if loaded else "warn",
-            "nvidia-peermem is loaded" if loaded else "nvidia-peermem is not loaded",
-            "nvidia-peermem loaded (or a dma-buf capable driver and kernel)",
-            "" if loaded else "run the fabric playbook (rdma_network loads nvidia-peermem)",
-        )
-    ]
-    if context.scope == "group" and "IB" in (log.get("networks") or []):
-        in_use = bool(log.get("gdr_in_use"))
-        checks.append(
+    if context.scope != "group" or "IB" not in (log.get("networks") or []):
+        return []
+    expected = "every NET channel of NCCL's log marked /GDRDMA"
+    total = int(log.get("net_channels") or 0)
+    direct = int(log.get("net_channels_gdr") or 0)
+    if not log.get("gdr_in_use"):
+        return [
             Check(
                 host,
                 "nccl.gdr",
-                "ok" if in_use else "fail",
-                "NCCL moves data GPU<->NIC directly (GDRDMA)"
-                if in_use
-                else "NCCL's log shows no GDRDMA transport: transfers bounce through host memory",
-                "GDRDMA in NCCL's network transports",
-                "" if in_use else "load nvidia-peermem (fabric playbook) and re-run",
-                "" if in_use else "GPUDirect RDMA off (all-reduce about 18x slower)",
+                "fail",
+                "NCCL's network channels show no GDRDMA: transfers bounce through host memory"
+                f" ({gdr_evidence(result)})",
+                expected,
+                GDR_FIX,
+                "GPUDirect RDMA off (all-reduce across nodes several times slower)",
             )
+        ]
+    if total and direct < total:
+        return [
+            Check(
+                host,
+                "nccl.gdr",
+                "warn",
+                f"{direct} of {total} NET channels use GDRDMA ({gdr_evidence(result)})",
+                expected,
+                "check that each GPU has a NIC on its PCIe switch (nvidia-smi topo -m) and"
+                " NCCL_NET_GDR_LEVEL",
+                "some GPUs reach the fabric through host memory",
+            )
+        ]
+    return [
+        Check(
+            host,
+            "nccl.gdr",
+            "ok",
+            f"NCCL moves data GPU<->NIC directly (GDRDMA through {gdr_mechanism(result)})",
+            expected,
         )
-    return checks
+    ]
 
 
 def _host_limit_checks(
@@ -664,7 +702,7 @@ def context_from_document(document: Mapping[str, Any]) -> Context:
         transport=None if transport == "none" else transport,
         expected_socket_ifname=str(meta.get("expected_socket_ifname") or "") or None,
         expected_hcas=tuple(str(h) for h in meta.get("expected_hcas") or ()),
-        expected_gid_index=int(gid) if gid not in (None, "", "None") else None,
+        expected_gid_index=int(str(gid).strip()) if str(gid).strip().isdigit() else None,
         simulated=bool(meta.get("simulated")),
         ports=ports,
     )
