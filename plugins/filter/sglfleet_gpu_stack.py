@@ -70,5 +70,7 @@ class FilterModule:
             "sglfleet_fabric_manager_package_specs": gpu_stack.fabric_manager_package_specs,
             "sglfleet_nvswitch_functions": gpu_stack.nvswitch_functions,
             "sglfleet_loaded_driver_version": gpu_stack.loaded_driver_version,
+            "sglfleet_fabric_states": gpu_stack.fabric_states,
+            "sglfleet_fabric_ready": gpu_stack.fabric_ready,
             "sglfleet_gpu_service_gate": sglfleet_gpu_service_gate,
         }

@@ -8,6 +8,7 @@ the tables below, so there is one table of each kind. Sources are named in docs/
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -239,6 +240,21 @@ def nvswitch_functions(pci_lines: Iterable[str], known_ids: Iterable[str]) -> li
         if pci_id in wanted:
             found.append(pci_id)
     return found
+
+
+def fabric_states(smi_xml: str) -> list[str]:
+    """Each GPU's NVLink fabric state from `nvidia-smi -q -x` (Completed, In Progress, N/A ...)."""
+    try:
+        root = ElementTree.fromstring(smi_xml)
+    except ElementTree.ParseError:
+        return []
+    return [(gpu.findtext("fabric/state") or "").strip() for gpu in root.iter("gpu")]
+
+
+def fabric_ready(smi_xml: str) -> bool:
+    """True once every GPU reports the fabric state Completed (the fabric manager's work)."""
+    states = fabric_states(smi_xml)
+    return bool(states) and all(state == "Completed" for state in states)
 
 
 def loaded_driver_version(text: str | None) -> str:

@@ -288,3 +288,21 @@ def test_gate_without_a_driver_or_on_a_simulated_host() -> None:
     assert "no NVIDIA kernel module" in filters.sglfleet_gpu_service_gate("", "")["reason"]
     simulated = filters.sglfleet_gpu_service_gate(_module_version(H200), "", [], True)
     assert not simulated["start"] and "simulated" in simulated["reason"]
+
+
+# --- the fabric state the fabric manager role waits for (skipped on simulated hosts) -----------
+
+
+def test_fabric_state_of_the_captured_h200_is_not_applicable() -> None:
+    smi = (H200 / "nvidia-smi-q.xml").read_text()
+    assert gpu_stack.fabric_states(smi) == ["N/A"]
+    assert not gpu_stack.fabric_ready(smi)
+
+
+def test_fabric_ready_only_when_every_gpu_completed() -> None:
+    assert gpu_stack.fabric_states((HGX / "nvidia-smi-q.xml").read_text()) == ["Completed"] * 8
+    assert gpu_stack.fabric_ready((HGX / "nvidia-smi-q.xml").read_text())
+    in_progress = (HGX / "nvidia-smi-q-in-progress.xml").read_text()
+    assert gpu_stack.fabric_states(in_progress).count("In Progress") == 1
+    assert not gpu_stack.fabric_ready(in_progress)
+    assert not gpu_stack.fabric_ready("")  # nvidia-smi gave nothing
