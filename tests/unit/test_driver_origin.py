@@ -337,3 +337,60 @@ def test_filters_chain_from_probe_to_plan() -> None:
         "pid1\tprocess_api\n", "gpu-a", "Ubuntu", "24.04", "24", True, False
     )
     assert "process_api" in problems[0]
+
+
+# --- the role's probe itself, run on this machine ----------------------------------------------
+
+
+def _detect_probe_script() -> str:
+    """The shell of roles/nvidia_driver/tasks/detect.yml, rendered with the role's vars."""
+    import shlex
+
+    import jinja2
+    import yaml
+
+    tasks = yaml.safe_load((ROOT / "roles/nvidia_driver/tasks/detect.yml").read_text())
+    role_vars = yaml.safe_load((ROOT / "roles/nvidia_driver/vars/main.yml").read_text())
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    environment.filters["quote"] = shlex.quote
+    names = (
+        "_nvidia_driver_runfile_traces",
+        "_nvidia_driver_probe_packages",
+        "_nvidia_driver_probe_tools",
+    )
+    return environment.from_string(tasks[0]["ansible.builtin.shell"]).render(
+        {name: role_vars[name] for name in names}
+    )
+
+
+@pytest.mark.skipif(not Path("/bin/bash").exists(), reason="the probe runs under bash")
+def test_detect_probe_runs_and_feeds_the_filter(tmp_path: Path) -> None:
+    """No NVIDIA driver on the development machine: `none`; a stray nvidia-smi owned by no
+    package on PATH (as on the real host's /usr/local/nvidia/bin): `image`."""
+    import subprocess
+
+    script = _detect_probe_script()
+    base_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    def probe(path: str) -> DriverProbe:
+        run = subprocess.run(
+            ["/bin/bash", "-c", script],
+            capture_output=True,
+            text=True,
+            env={"PATH": path},
+            check=True,
+        )
+        return parse_probe(run.stdout)
+
+    plain = probe(base_path)
+    if plain.module_version or plain.smi_path:
+        pytest.skip("this machine has an NVIDIA driver")
+    assert driver_origin(plain)["origin"] == "none"
+    fake = tmp_path / "nvidia" / "bin"
+    fake.mkdir(parents=True)
+    (fake / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    found = driver_origin(probe(f"{fake}:{base_path}"))
+    assert (found["origin"], found["smi_path"]) == ("image", str(fake / "nvidia-smi"))
+    plan = driver_plan(found, host="dev", foreign_mode="refuse", branch="580")
+    assert plan["action"] == "refuse" and "origin image" in plan["problems"][0]
