@@ -19,7 +19,7 @@ from sglfleet.driver_origin import (
     parse_proc_devices,
     persistenced_command,
 )
-from sglfleet.host_checks import HostProbe, host_problems, os_problems, tools_from
+from sglfleet.host_checks import HostProbe, host_problems, os_problems, parse_host_probe, tools_from
 
 ROOT = Path(__file__).resolve().parents[2]
 METAL = ROOT / "tests" / "fixtures" / "metal"
@@ -394,3 +394,47 @@ def test_detect_probe_runs_and_feeds_the_filter(tmp_path: Path) -> None:
     assert (found["origin"], found["smi_path"]) == ("image", str(fake / "nvidia-smi"))
     plan = driver_plan(found, host="dev", foreign_mode="refuse", branch="580")
     assert plan["action"] == "refuse" and "origin image" in plan["problems"][0]
+
+
+def _task_shell(playbook: str, task_name: str) -> str:
+    import yaml
+
+    plays = yaml.safe_load((ROOT / playbook).read_text())
+    for play in plays:
+        for task in play.get("tasks", []):
+            if task.get("name") == task_name:
+                return str(task["ansible.builtin.shell"]["cmd"])
+    raise AssertionError(f"{playbook}: no task {task_name!r}")
+
+
+def test_preflight_probe_runs_here_and_refuses_this_machine() -> None:
+    """The OS preflight's own probe; this development machine is, like the GPU machine, a VM whose
+    PID 1 is not systemd, so the same refusal must come out."""
+    import subprocess
+
+    script = _task_shell(
+        "playbooks/preflight.yml", "Preflight | Read PID 1 and look for the commands the roles run"
+    )
+    # node_check.yml runs the same probe; the two must not drift apart.
+    assert script == _task_shell(
+        "playbooks/node_check.yml",
+        "Node check | Read PID 1 and look for the commands the roles run",
+    )
+    run = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True)
+    probe = parse_host_probe(run.stdout)
+    comm = Path("/proc/1/comm").read_text().strip() if Path("/proc/1/comm").exists() else ""
+    assert probe.pid1 == comm
+    problems = host_problems(
+        "dev",
+        probe,
+        distribution="Debian",
+        version="12",
+        major_version="12",
+        gpu_node=False,
+        simulated=True,
+    )
+    booted = comm == "systemd" or Path("/run/systemd/system").is_dir()
+    if booted:
+        assert not any("not systemd" in p for p in problems)
+    else:
+        assert f"dev: PID 1 is `{comm}`, not systemd" in problems[0]
