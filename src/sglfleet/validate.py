@@ -385,6 +385,52 @@ def _group_checks(inv: Inventory, spec: ServingGroupSpec) -> list[Problem]:
         problem = _port_problem(port, f"{var}.{key}", allow)
         if problem:
             problems.append(problem)
+    return problems + _disaggregation_checks(inv, spec)
+
+
+def _disaggregation_checks(inv: Inventory, spec: ServingGroupSpec) -> list[Problem]:
+    """The transfer backend sglfleet can install, and KV-transfer NICs each host has."""
+    dis = spec.disaggregation
+    if dis is None or spec.mode == "regular":
+        return []
+    var = f"{group_var(spec)}.disaggregation"
+    problems: list[Problem] = []
+    if dis.transfer_backend == "ascend":
+        problems.append(
+            Problem(
+                f"group {spec.name} uses transfer_backend ascend, which is for Huawei Ascend NPUs",
+                "use mooncake or nixl (sglfleet installs their CUDA-13 builds for NVIDIA GPUs)",
+                variable=f"{var}.transfer_backend",
+            )
+        )
+    device = (dis.ib_device or "").strip()
+    # A per-GPU JSON mapping or a JSON file is SGLang's to read; a list is checked here.
+    if not device or device.startswith("{") or device.endswith(".json"):
+        return problems
+    names = [name.strip() for name in device.split(",")]
+    if "" in names:
+        problems.append(
+            Problem(
+                f"group {spec.name} has an empty entry in ib_device {device!r}",
+                "list HCAs separated by commas, e.g. mlx5_0,mlx5_1",
+                variable=f"{var}.ib_device",
+            )
+        )
+    for host_name in spec.hosts:
+        host = inv.hosts.get(host_name)
+        if host is None or not host.rdma_hcas:
+            continue
+        unknown = [name for name in names if name and name not in host.rdma_hcas]
+        if unknown:
+            problems.append(
+                Problem(
+                    f"group {spec.name} sends KV caches over {', '.join(unknown)}, which the host"
+                    f" does not list in sglfleet_rdma_hcas ({', '.join(host.rdma_hcas)})",
+                    f"set {var}.ib_device to HCAs of every host of the group (comma-separated)",
+                    host=host_name,
+                    variable=f"{var}.ib_device",
+                )
+            )
     return problems
 
 
