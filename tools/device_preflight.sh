@@ -244,6 +244,8 @@ if ref_path.exists():
             lines.append(f"sglfleet preflight --nccl vs torch reference (same call): {peak:.1f} vs "
                          f"{best:.1f} GB/s, ratio {ratio:.3f} "
                          f"({'within' if abs(1 - ratio) <= 0.10 else 'NOT within'} 10%)")
+elif any(n == "nccl_busbw" for n, _rc, _s in steps):
+    lines.append("nccl_busbw.py: ran but wrote no JSON (its rc is in steps.tsv; output in kit.log)")
 else:
     lines.append("nccl_busbw.py: not run (fewer than 2 GPUs: no all-reduce traffic to compare)")
 text = "\n".join(lines) + "\n"
@@ -275,7 +277,10 @@ step preflight_table 180 sglfleet preflight -i "$INV"
 capture preflight_nccl 300 "$OUT/preflight-nccl.json" sglfleet preflight -i "$INV" --nccl --json
 step preflight_nccl_table 300 sglfleet preflight -i "$INV" --nccl
 if [ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')" -ge 2 ]; then
-  step nccl_busbw 420 "$VENV/bin/python" benchmarks/nccl_busbw.py --run \
+  # The venv sees torch through the .pth; if that step failed, torch's own interpreter runs it.
+  BUSBW_PYTHON="$VENV/bin/python"
+  "$BUSBW_PYTHON" -c 'import torch' 2>/dev/null || BUSBW_PYTHON=/opt/torch/.venv/bin/python
+  step nccl_busbw 420 "$BUSBW_PYTHON" benchmarks/nccl_busbw.py --run \
     --compact-out "$OUT/nccl_busbw.json"
 fi
 # The Ansible run artifacts (event streams, stdout) of every CLI run above.
