@@ -29,6 +29,25 @@ logger = logging.getLogger("sglfleet_rehearsal")
 
 # Paths SGLang serves without an API key (k8s probes, Prometheus): matched by prefix there too.
 OPEN_PREFIXES = ("/health", "/ready", "/metrics")
+CORS_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+# Routes this engine serves on rank 0 (an OPTIONS on them is 405, elsewhere 404, as FastAPI does).
+KNOWN_PATHS = frozenset(
+    {
+        "/health",
+        "/health_generate",
+        "/ready",
+        "/ping",
+        "/metrics",
+        "/v1/models",
+        "/get_model_info",
+        "/model_info",
+        "/get_server_info",
+        "/server_info",
+        "/generate",
+        "/v1/completions",
+        "/v1/chat/completions",
+    }
+)
 SECRET_FIELDS = ("api_key", "admin_api_key", "ssl_keyfile_password", "watermark_config")
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 
@@ -163,9 +182,21 @@ class Handler(BaseHTTPRequestHandler):
     def _not_found(self) -> None:
         self._json(404, {"detail": "Not Found"})
 
-    def _read_json(self) -> dict[str, Any]:
+    def _read_body(self) -> bytes:
+        """Content-Length or chunked (uvicorn, in front of real SGLang, accepts both)."""
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            raw = b""
+            while size := int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16):
+                raw += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return raw
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _read_json(self) -> dict[str, Any]:
+        raw = self._read_body()
         try:
             body = json.loads(raw or b"null")
         except json.JSONDecodeError as error:
@@ -207,6 +238,32 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._dispatch("PUT")
+
+    def do_OPTIONS(self) -> None:
+        """SGLang's key check lets OPTIONS through (srt/utils/auth.py); its CORS layer answers."""
+        path = self.path.split("?", 1)[0]
+        origin = self.headers.get("Origin")
+        if not self.state.full_api:
+            self._not_found()
+        elif origin and self.headers.get("Access-Control-Request-Method"):
+            # Starlette's CORSMiddleware with allow_origins/methods/headers "*" and credentials.
+            self.send_response(200)
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Allow-Credentials", "true")
+            self.send_header("Access-Control-Allow-Methods", CORS_METHODS)
+            requested = self.headers.get("Access-Control-Request-Headers")
+            if requested:
+                self.send_header("Access-Control-Allow-Headers", requested)
+            self.send_header("Access-Control-Max-Age", "600")
+            self.send_header("Vary", "Origin")
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"OK")
+        elif path in KNOWN_PATHS:
+            self._json(405, {"detail": "Method Not Allowed"})
+        else:
+            self._not_found()
 
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]

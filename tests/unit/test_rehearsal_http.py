@@ -92,6 +92,36 @@ def test_api_key_required_except_health_and_metrics(engine: Running) -> None:
     assert httpx.get(f"{engine.url}/health").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/tiny",
+        "/get_server_info",
+        "/server_info",
+        "/get_model_info",
+        "/model_info",
+        "/ping",
+    ],
+)
+def test_info_routes_need_the_key_as_in_sglang(engine: Running, path: str) -> None:
+    """All are AuthLevel.NORMAL in SGLang 0.5.23: with --api-key they answer 401 without it."""
+    assert httpx.get(engine.url + path).status_code == 401
+    assert httpx.get(engine.url + path, headers=AUTH).status_code == 200
+
+
+def test_options_passes_the_key_check_as_in_sglang(engine: Running) -> None:
+    """SGLang 0.5.23's decide_request_auth allows OPTIONS; CORS answers preflights, else 405."""
+    preflight = {"Origin": "https://ui.example", "Access-Control-Request-Method": "POST"}
+    answer = httpx.options(f"{engine.url}/v1/chat/completions", headers=preflight)
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "https://ui.example"
+    assert answer.content == b"OK"
+    plain = httpx.options(f"{engine.url}/v1/models")
+    assert plain.status_code == 405 and plain.json() == {"detail": "Method Not Allowed"}
+    assert httpx.options(f"{engine.url}/no/such/path").status_code == 404
+    assert b"data" not in plain.content  # nothing of the model list leaks
+
+
 def test_models_and_info(engine: Running) -> None:
     models = httpx.get(f"{engine.url}/v1/models", headers=AUTH).json()
     assert models["object"] == "list"
