@@ -19,7 +19,7 @@ from sglfleet.driver_origin import (  # noqa: E402
     parse_probe,
     persistenced_command,
 )
-from sglfleet.host_checks import host_problems, parse_host_probe  # noqa: E402
+from sglfleet.host_checks import host_problems, parse_host_probe, systemd_problems  # noqa: E402
 
 
 def sglfleet_driver_found(probe_stdout: str) -> dict[str, Any]:
@@ -78,6 +78,11 @@ def sglfleet_host_problems(
     )
 
 
+def sglfleet_systemd_problems(probe_stdout: str, host: str) -> list[str]:
+    """From a probe output with `pid1` / `systemd-booted` lines (detect.yml, the preflight)."""
+    return systemd_problems(str(host), parse_host_probe(str(probe_stdout or "")))
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -86,4 +91,5 @@ class FilterModule:
             "sglfleet_missing_tools": sglfleet_missing_tools,
             "sglfleet_persistenced_command": sglfleet_persistenced_command,
             "sglfleet_host_problems": sglfleet_host_problems,
+            "sglfleet_systemd_problems": sglfleet_systemd_problems,
         }

@@ -333,6 +333,11 @@ def test_filters_chain_from_probe_to_plan() -> None:
         "gpu-a: `modprobe` is not installed (needed to load modules). "
         "Fix: install the kmod package (apt-get install kmod)."
     ]
+    # The role's own probe carries PID 1 too: the role stops clearly without the preflight.
+    assert "process_api" in filters["sglfleet_systemd_problems"]("pid1\tprocess_api\n", "gpu-a")[0]
+    assert (
+        filters["sglfleet_systemd_problems"]("pid1\tsystemd\nsystemd-booted\tyes\n", "gpu-a") == []
+    )
     problems = filters["sglfleet_host_problems"](
         "pid1\tprocess_api\n", "gpu-a", "Ubuntu", "24.04", "24", True, False
     )
