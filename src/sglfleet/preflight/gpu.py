@@ -501,9 +501,29 @@ def _nvswitch_present(raw: Mapping[str, Any], gpus: Sequence[Gpu]) -> bool:
     return any(g.fabric_state.lower() not in ("n/a", "") for g in gpus)
 
 
+NO_SYSTEMD = "no systemd on this host: cannot read the service state"
+
+
+def service_state(raw_state: str) -> str:
+    """The fabric manager's service state as a person reads it, not Ansible's module message.
+
+    Where PID 1 is not systemd the playbook records `no systemd`; older runs carry the module's
+    own error ('Failed to find required executable "systemctl" in paths: ...').
+    """
+    text = raw_state.strip()
+    lowered = text.lower()
+    if lowered.startswith("no systemd") or (
+        "systemctl" in lowered and ("not found" in lowered or "failed to find" in lowered)
+    ):
+        return NO_SYSTEMD
+    if len(text) > 120:
+        return text[:117] + "..."
+    return text or "unknown"
+
+
 def _fabric_check(host: str, raw: Mapping[str, Any], gpus: Sequence[Gpu]) -> Check:
     manager = raw.get("fabric_manager") or {}
-    service = str(manager.get("service", "unknown"))
+    service = service_state(str(manager.get("service", "unknown")))
     if not _nvswitch_present(raw, gpus):
         return _check(
             host, "fabric_manager", "skip", f"no NVSwitch found (service {service})", "n/a"
