@@ -306,3 +306,15 @@ def test_fabric_ready_only_when_every_gpu_completed() -> None:
     assert gpu_stack.fabric_states(in_progress).count("In Progress") == 1
     assert not gpu_stack.fabric_ready(in_progress)
     assert not gpu_stack.fabric_ready("")  # nvidia-smi gave nothing
+
+
+@pytest.mark.parametrize("role", ["cuda_toolkit", "dcgm", "fabric_manager"])
+def test_every_default_is_documented_in_argument_specs(role: str) -> None:
+    defaults = _defaults(role)
+    specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    assert set(defaults) == set(options)
+    for name, value in defaults.items():
+        assert name.startswith(role + "_")
+        if "default" in options[name]:
+            assert options[name]["default"] == value, name
