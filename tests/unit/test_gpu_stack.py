@@ -318,3 +318,70 @@ def test_every_default_is_documented_in_argument_specs(role: str) -> None:
         assert name.startswith(role + "_")
         if "default" in options[name]:
             assert options[name]["default"] == value, name
+
+
+# --- the drop-in on NVIDIA's packaged exporter unit ---------------------------------------------
+
+# The directives of NVIDIA's packaged unit (dcgm-exporter's packaging/config-files/systemd), with
+# ExecStart pointing at a binary that exists here so that verify checks the rest.
+VENDOR_EXPORTER_UNIT = """[Unit]
+Description=NVIDIA DCGM-exporter service
+Wants=nvidia-dcgm.service
+After=nvidia-dcgm.service
+
+[Service]
+User=root
+PrivateTmp=false
+StandardOutput=append:/var/dcgm-exporter.log
+StandardError=append:/var/dcgm-exporter.log
+ExecStart=/bin/true -f /etc/dcgm-exporter/default-counters.csv
+Restart=on-abort
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _render_dropin(binary: str) -> str:
+    import jinja2
+
+    template = (
+        ROOT
+        / "roles/dcgm/templates/etc/systemd/system/nvidia-dcgm-exporter.service.d"
+        / "sglfleet.conf.j2"
+    ).read_text()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["comment"] = lambda text: "#\n# " + str(text) + "\n#"
+    defaults = _defaults("dcgm")
+    command = (
+        f"{binary} --remote-hostengine-info localhost:5555 --collectors"
+        f" /etc/dcgm-exporter/counters.csv --address"
+        f" {defaults['dcgm_exporter_address']}:{defaults['dcgm_exporter_port']}"
+    )
+    return env.from_string(template).render(
+        ansible_managed="Ansible managed",
+        dcgm_service=defaults["dcgm_service"],
+        _dcgm_exporter_command=command,
+    )
+
+
+def test_the_exporter_dropin_resets_execstart_and_verifies(tmp_path: Path) -> None:
+    dropin = _render_dropin("/bin/true")
+    exec_lines = [line for line in dropin.splitlines() if line.startswith("ExecStart=")]
+    assert exec_lines[0] == "ExecStart="  # clears the package's command, then sets ours
+    assert "--remote-hostengine-info localhost:5555" in exec_lines[1]
+    assert "DynamicUser=yes" in dropin and "StandardOutput=journal" in dropin
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here")
+    (tmp_path / "nvidia-dcgm-exporter.service").write_text(VENDOR_EXPORTER_UNIT)
+    (tmp_path / "nvidia-dcgm-exporter.service.d").mkdir()
+    (tmp_path / "nvidia-dcgm-exporter.service.d" / "sglfleet.conf").write_text(dropin)
+    run = subprocess.run(
+        [analyze, "verify", "nvidia-dcgm-exporter.service"],
+        env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0 and run.stdout + run.stderr == "", run.stdout + run.stderr
