@@ -196,29 +196,37 @@ def dcgm_problems(variables: Mapping[str, Any], driver_branch: Any) -> list[Find
     return problems
 
 
-def fabric_manager_packages(distribution: str, branch: int | str) -> list[str]:
-    """The fabric manager packages in NVIDIA's repository for a driver branch.
+def fabric_manager_packages(
+    distribution: str, branch: int | str, source: str = "nvidia_repo"
+) -> list[str]:
+    """The fabric manager packages for a driver branch, from where the driver comes.
 
-    Branch 580 and newer are published without the branch suffix on every distribution
-    (`nvidia-fabricmanager`, `libnvidia-nscq`; `nvidia-fabricmanager-580` became a virtual package
-    that cannot take a version); older Ubuntu branches carry it (`nvidia-fabricmanager-570`).
-    Debian's packages never did.
+    NVIDIA's repository publishes branch 580 and newer without the branch suffix on every
+    distribution (`nvidia-fabricmanager`, `libnvidia-nscq`; `nvidia-fabricmanager-580` is then a
+    virtual package that cannot take a version) and older Ubuntu branches with it
+    (`nvidia-fabricmanager-570`). Ubuntu's own archive (`source: distribution`) keeps the suffix,
+    and its fabric manager depends on its `-server` driver, the one that source installs. Debian's
+    packages never had it.
     """
-    if distribution == "Ubuntu" and int(branch) < 580:
+    if distribution == "Ubuntu" and (source == "distribution" or int(branch) < 580):
         return [f"nvidia-fabricmanager-{branch}", f"libnvidia-nscq-{branch}"]
     return ["nvidia-fabricmanager", "libnvidia-nscq"]
 
 
-def fabric_manager_package_specs(distribution: str, driver_version: str) -> list[str]:
-    """apt specs at exactly the driver's version, from NVIDIA's repository only.
+def fabric_manager_package_specs(
+    distribution: str, driver_version: str, source: str = "nvidia_repo"
+) -> list[str]:
+    """apt specs at exactly the driver's version (`NAME=VERSION-*`, any packaging revision).
 
-    NVIDIA's revisions start with `-1` (580.95.05-1, 580.95.05-1ubuntu1); Ubuntu's archive builds
-    are `-0ubuntu...` and depend on the `-server` driver, so `=VERSION-1*` never matches them.
+    Which origin provides them is the driver role's apt preferences' business: with NVIDIA's
+    repository, the distribution's nvidia-* packages are refused (priority -1), so Ubuntu's
+    fabric manager, which depends on the `-server` driver, is never picked.
     """
     branch = driver_branch_of(driver_version)
     if branch is None:
         raise ValueError(f"{driver_version!r} is not a driver version such as 580.95.05")
-    return [f"{name}={driver_version}-1*" for name in fabric_manager_packages(distribution, branch)]
+    names = fabric_manager_packages(distribution, branch, source)
+    return [f"{name}={driver_version}-*" for name in names]
 
 
 def nvswitch_functions(pci_lines: Iterable[str], known_ids: Iterable[str]) -> list[str]:

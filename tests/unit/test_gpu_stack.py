@@ -213,30 +213,42 @@ def test_apt_candidate_reads_apt_cache_policy() -> None:
 
 
 @pytest.mark.parametrize(
-    ("distribution", "branch", "expected"),
+    ("distribution", "branch", "source", "expected"),
     [
-        ("Ubuntu", 570, ["nvidia-fabricmanager-570", "libnvidia-nscq-570"]),
-        ("Ubuntu", 580, ["nvidia-fabricmanager", "libnvidia-nscq"]),
-        ("Ubuntu", 590, ["nvidia-fabricmanager", "libnvidia-nscq"]),
-        ("Debian", 570, ["nvidia-fabricmanager", "libnvidia-nscq"]),
-        ("Debian", 590, ["nvidia-fabricmanager", "libnvidia-nscq"]),
+        ("Ubuntu", 570, "nvidia_repo", ["nvidia-fabricmanager-570", "libnvidia-nscq-570"]),
+        ("Ubuntu", 580, "nvidia_repo", ["nvidia-fabricmanager", "libnvidia-nscq"]),
+        ("Ubuntu", 590, "nvidia_repo", ["nvidia-fabricmanager", "libnvidia-nscq"]),
+        ("Ubuntu", 580, "distribution", ["nvidia-fabricmanager-580", "libnvidia-nscq-580"]),
+        ("Ubuntu", 590, "distribution", ["nvidia-fabricmanager-590", "libnvidia-nscq-590"]),
+        ("Debian", 570, "nvidia_repo", ["nvidia-fabricmanager", "libnvidia-nscq"]),
+        ("Debian", 590, "nvidia_repo", ["nvidia-fabricmanager", "libnvidia-nscq"]),
     ],
 )
-def test_fabric_manager_package_names_by_branch(
-    distribution: str, branch: int, expected: list[str]
+def test_fabric_manager_package_names_by_branch_and_source(
+    distribution: str, branch: int, source: str, expected: list[str]
 ) -> None:
-    assert gpu_stack.fabric_manager_packages(distribution, branch) == expected
+    assert gpu_stack.fabric_manager_packages(distribution, branch, source) == expected
 
 
-def test_fabric_manager_specs_match_nvidias_builds_only() -> None:
+def test_fabric_manager_specs_take_the_drivers_exact_version() -> None:
     specs = gpu_stack.fabric_manager_package_specs("Ubuntu", "580.95.05")
-    assert specs == ["nvidia-fabricmanager=580.95.05-1*", "libnvidia-nscq=580.95.05-1*"]
+    assert specs == ["nvidia-fabricmanager=580.95.05-*", "libnvidia-nscq=580.95.05-*"]
     pattern = specs[0].split("=", 1)[1]
-    assert fnmatch.fnmatch("580.95.05-1", pattern)  # NVIDIA's Debian and Ubuntu 22.04 builds
-    assert fnmatch.fnmatch("580.95.05-1ubuntu1", pattern)  # NVIDIA's Ubuntu 24.04 builds
-    assert not fnmatch.fnmatch("580.95.05-0ubuntu0.24.04.2", pattern)  # Ubuntu's archive
+    for revision in ("1", "1ubuntu1", "0ubuntu1", "0ubuntu0.24.04.2"):  # any packaging revision
+        assert fnmatch.fnmatch(f"580.95.05-{revision}", pattern)
+    assert not fnmatch.fnmatch("580.105.08-1", pattern)
+    assert not fnmatch.fnmatch("580.95.050-1", pattern)
     with pytest.raises(ValueError):
         gpu_stack.fabric_manager_package_specs("Ubuntu", "")
+
+
+def test_the_driver_pin_keeps_ubuntus_fabric_manager_away() -> None:
+    """With NVIDIA's repository, the driver role refuses the distribution's nvidia-* packages."""
+    data = yaml.safe_load((ROOT / "roles/nvidia_driver/vars/main.yml").read_text())
+    patterns = data["_nvidia_driver_pin_patterns"]
+    for name in gpu_stack.fabric_manager_packages("Ubuntu", 590):
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), name
+    assert "o=Ubuntu" in data["_nvidia_driver_pin_refused_releases"]["nvidia_repo"]
 
 
 def _nvswitch_ids() -> list[str]:
