@@ -179,9 +179,11 @@ TRANSFER_ENGINES: dict[str, TransferEngine] = {
                 ),
             ),
         ),
-        # mooncake/engine.so links libibverbs.so.1 and libmlx5.so.1 (rdma-core's provider package).
+        # mooncake/engine.so links libibverbs.so.1 and libmlx5.so.1 (rdma-core's provider package),
+        # libcudart.so.13 (torch's CUDA runtime wheel, loaded by `import torch` first, as SGLang
+        # does) and libcuda.so.1 (the NVIDIA driver).
         apt_packages=("libibverbs1", "ibverbs-providers"),
-        import_check="from mooncake.engine import TransferEngine",
+        import_check="import torch; from mooncake.engine import TransferEngine",
         import_needs_gpu="mooncake/engine.so links libcuda.so.1, which the NVIDIA driver provides",
     ),
     "nixl": TransferEngine(
