@@ -267,3 +267,18 @@ def test_real_capture_of_two_h200_passes_and_a_wrong_pin_fails() -> None:
     assert [(c.check, c.observed, c.expected) for c in failed] == [
         ("driver_version", "580.159.04", "580.95.05")
     ]
+
+
+def test_real_capture_of_one_h200_says_why_nvlink_is_skipped() -> None:
+    """The 1-GPU device machine's `nvidia-smi -q -x` and empty `nvlink -s` (metal capture)."""
+    metal = ROOT / "tests" / "fixtures" / "metal" / "h200-ubuntu2404"
+    raw = load("h200x2-device")
+    raw["nvidia_smi"] = {"rc": 0, "xml": (metal / "nvidia-smi-q.xml").read_text(), "stderr": ""}
+    raw["nvlink"] = {"rc": 0, "stdout": (metal / "nvidia-smi-nvlink-s").read_text()}
+    node = ExpectedNode("device-h200x1", 1, "H200-SXM-141GB", 141.0, "580", None)
+    checks = by_name(evaluate(raw, node))
+    assert checks["gpu_count"].status == "ok"
+    assert checks["driver_version"].observed == "580.159.04"
+    assert checks["nvlink"].status == "skip"
+    assert checks["nvlink"].observed == "no NVLink reported (one GPU: no NVLink peer)"
+    assert not [c for c in checks.values() if c.status == "fail"]

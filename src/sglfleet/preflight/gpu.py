@@ -550,7 +550,12 @@ def _nvlink_check(host: str, raw: Mapping[str, Any], gpus: Sequence[Gpu]) -> Che
     links = parse_nvlink(str(nvlink.get("stdout", "")))
     total = sum(len(v) for v in links.values())
     if total == 0:
-        return _check(host, "nvlink", "skip", "no NVLink reported (PCIe-only GPUs)", "n/a")
+        reason = (
+            "no NVLink reported (one GPU: no NVLink peer)"
+            if len(gpus) == 1
+            else "no NVLink reported (PCIe-only GPUs)"
+        )
+        return _check(host, "nvlink", "skip", reason, "n/a")
     inactive = {
         gpu: sorted(link for link, state in per_gpu.items() if "inactive" in state.lower())
         for gpu, per_gpu in links.items()
