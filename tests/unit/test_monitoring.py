@@ -437,3 +437,20 @@ def test_webui_env_file_task_is_no_log_and_0640() -> None:
     env_task = next(t for t in tasks if "open-webui.env" in t["ansible.builtin.template"]["src"])
     assert env_task["no_log"] is True
     assert env_task["ansible.builtin.template"]["mode"] == "0640"
+
+
+def test_systemd_collector_reports_every_unit_the_node_roles_run() -> None:
+    """Both DCGM exporter units (packaged, URL), DCGM, fabric manager, persistenced, serving."""
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    include = re.compile(defaults["monitoring_node_exporter_systemd_unit_include"])
+    units = [
+        "sglang-main.service",
+        "nvidia-dcgm.service",
+        "nvidia-dcgm-exporter.service",
+        "dcgm-exporter.service",
+        "nvidia-fabricmanager.service",
+        "nvidia-persistenced.service",
+        "open-webui.service",
+    ]
+    assert [u for u in units if not include.fullmatch(u)] == []
+    assert not include.fullmatch("ssh.service")
