@@ -416,16 +416,24 @@ def test_filters_as_ansible_calls_them() -> None:
     assert filters["sglfleet_venv_python"]({"failed": True}) == ""
 
 
+def _tasks(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for task in items:
+        out += _tasks(task["block"]) if "block" in task else [task]
+    return out
+
+
 def test_roles_build_venvs_with_the_table_interpreter() -> None:
     """No pip task builds a serving venv from /usr/bin/python3 any more."""
     for role, var in (
         ("sglang_server", "_sglang_server_serving_python"),
         ("open_webui", "_open_webui_python"),
     ):
-        tasks = yaml.safe_load((ROOT / "roles" / role / "tasks" / "install.yml").read_text())
+        tasks_dir = ROOT / "roles" / role / "tasks"
         commands = [
             task["ansible.builtin.pip"]["virtualenv_command"]
-            for task in tasks
+            for path in sorted(tasks_dir.glob("*.yml"))
+            for task in _tasks(yaml.safe_load(path.read_text()) or [])
             if "ansible.builtin.pip" in task
         ]
         assert commands and all(f"{var}.interpreter" in c for c in commands), (role, commands)
