@@ -39,7 +39,7 @@ cap nvidia-smi-L nvidia-smi -L
 cap nvidia-smi-topo nvidia-smi topo -m
 cap nvidia-smi-nvlink-s nvidia-smi nvlink -s
 # Peer memory (MLNX_OFED/DOCA ib_core) against DMA-BUF (inbox ib_core, kernel >= 5.12) evidence.
-capsh kallsyms-rdma-gpu 'grep -E " (ib_register_peer_memory_client|ib_unregister_peer_memory_client|ib_umem_dmabuf_get|ib_umem_dmabuf_get_pinned|dma_buf_dynamic_attach|dma_buf_export|nvidia_p2p_get_pages|nvidia_p2p_dma_map_pages)($| )" /proc/kallsyms | sed -E "s/^[0-9a-f]+ /0000000000000000 /" | sort -u'
+capsh kallsyms-rdma-gpu 'grep -E " (ib_register_peer_memory_client|ib_unregister_peer_memory_client|ib_umem_dmabuf_get|ib_umem_dmabuf_get_pinned|dma_buf_dynamic_attach|dma_buf_export|nvidia_p2p_get_pages|nvidia_p2p_dma_map_pages)([[:space:]]|$)" /proc/kallsyms | sed -E "s/^[0-9a-f]+ /0000000000000000 /" | sort -u'
 capsh dev-nodes 'ls -ln /dev/nvidia* /dev/nvidia-caps /dev/nvidia-caps-imex-channels /dev/infiniband /dev/dri 2>&1'
 capsh sys-class-misc 'for d in /sys/class/misc/*; do echo "$(basename "$d") $(cat "$d/dev" 2>/dev/null)"; done'
 capsh sys-class-infiniband 'ls -la /sys/class/infiniband /sys/class/infiniband_verbs 2>&1'
