@@ -340,17 +340,20 @@ def describe_wheels(wheels: Iterable[str]) -> str:
 # ---- The preflight's question for one host ----
 
 
-def _candidates(apt_policy: str) -> dict[str, str | None]:
-    """`apt-cache policy A B` output -> {package: candidate version or None}."""
-    out: dict[str, str | None] = {}
+def _apt_policy(apt_policy: str) -> dict[str, tuple[str | None, str | None]]:
+    """`apt-cache policy A B` output -> {package: (installed version, candidate version)}."""
+    out: dict[str, tuple[str | None, str | None]] = {}
     current = None
     for line in apt_policy.splitlines():
         if line and not line.startswith(" ") and line.endswith(":"):
             current = line[:-1]
-            out[current] = None
-        elif current and line.strip().startswith("Candidate:"):
-            value = line.split(":", 1)[1].strip()
-            out[current] = None if value in ("(none)", "") else value
+            out[current] = (None, None)
+            continue
+        key, _, value = line.strip().partition(":")
+        if current and key in ("Installed", "Candidate"):
+            version = None if value.strip() in ("(none)", "") else value.strip()
+            installed, candidate = out[current]
+            out[current] = (version, candidate) if key == "Installed" else (installed, version)
     return out
 
 
@@ -406,18 +409,19 @@ def python_problems(
                 f"{python} ({entry.label}'s serving Python). Fix: reinstall the "
                 f"{entry.apt_packages[0]} package from the OS archive (something replaced it)."
             )
-    else:
-        candidates = _candidates(apt_policy)
-        lists_present = candidates.get("python3") is not None
-        missing = [p for p in entry.apt_packages if candidates.get(p) is None]
-        if lists_present and missing:
-            component = " (in the universe component)" if entry.distribution == "Ubuntu" else ""
-            problems.append(
-                f"{host}: {entry.interpreter} is missing and apt cannot install "
-                f"{', '.join(missing)}{component} ({entry.note}). Fix: enable that archive "
-                "component (Ubuntu: `add-apt-repository universe`), run `apt-get update`, and "
-                "run again."
-            )
+    policy = _apt_policy(apt_policy)
+    # python3 has a candidate in every apt list: without one, the lists were never read and the
+    # role's apt task (cache_valid_time) reads them first.
+    lists_present = policy.get("python3", (None, None))[1] is not None
+    missing = [p for p in entry.apt_packages if policy.get(p, (None, None)) == (None, None)]
+    if lists_present and missing:
+        component = " (in the universe component)" if entry.distribution == "Ubuntu" else ""
+        problems.append(
+            f"{host}: apt cannot install {', '.join(missing)}{component}, which "
+            f"{entry.interpreter} and its venv module come from ({entry.note}). Fix: enable that "
+            "archive component (Ubuntu: `add-apt-repository universe`), run `apt-get update`, "
+            "and run again."
+        )
     for name, version in releases:
         known = RELEASES.get((name, version))
         if known is None:

@@ -329,7 +329,7 @@ def test_preflight_refuses_ubuntu_2204_without_universe() -> None:
     glibc, version, apt = split_probe(probe("2.35", "", APT_UNIVERSE_OFF))
     problems = python_problems("n1", "Ubuntu", "22.04", "x86_64", glibc, version, apt, SGLANG)
     assert len(problems) == 1
-    assert problems[0].startswith("n1: /usr/bin/python3.11 is missing")
+    assert problems[0].startswith("n1: apt cannot install python3.11, python3.11-venv")
     assert "universe" in problems[0] and "Fix:" in problems[0]
 
 
@@ -480,3 +480,12 @@ def test_validate_refuses_the_ascend_backend(tmp_path: Path) -> None:
     inventory = load_inventory(_pd_example(tmp_path, transfer_backend="ascend"))
     problems = [p for p in check(inventory) if p.variable and "transfer_backend" in p.variable]
     assert problems and "Ascend" in problems[0].message
+
+
+def test_preflight_refuses_a_missing_venv_module_apt_cannot_install() -> None:
+    """python3.11 present (e.g. built by hand) but python3.11-venv not installable."""
+    apt = APT_UNIVERSE_OFF.replace(
+        "python3.11:\n  Installed: (none)", "python3.11:\n  Installed: 3.11.0~rc1-1~22.04"
+    )
+    problems = python_problems("n1", "Ubuntu", "22.04", "x86_64", "glibc 2.35", "3.11.0", apt, [])
+    assert len(problems) == 1 and "apt cannot install python3.11-venv " in problems[0]
