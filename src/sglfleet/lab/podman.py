@@ -226,6 +226,8 @@ def up(nodes: int, gpus_per_node: int, progress: Progress) -> dict[str, Any]:
         _wait_ssh(node.address)
     _ensure_model(shared, progress)
     _ensure_nvidia_standin_repo(shared, progress)
+    for node in lab_nodes:
+        _add_standin_distribution_source(node.container)
     inventory = write_inventory(base, lab_nodes, gpus_per_node, key)
     progress(f"inventory {inventory}")
     return status()
@@ -249,7 +251,8 @@ def _ensure_nvidia_standin_repo(shared: Path, progress: Progress) -> None:
     these packages for real (they hold no driver and no nvidia-smi: see tests/fixtures/debs).
     """
     repo = shared / "nvidia-repo"
-    if (repo / "debian12" / "x86_64" / "InRelease").exists():
+    # A lab built before the stand-in distribution archive (kernel headers) existed is rebuilt.
+    if all((repo / d / "InRelease").exists() for d in ("debian12/x86_64", "distribution/debian12")):
         return
     progress("build the stand-in NVIDIA apt repository (NVIDIA's cannot be reached)")
     fixtures = project_root() / "tests" / "fixtures" / "debs"
@@ -265,6 +268,29 @@ def _ensure_nvidia_standin_repo(shared: Path, progress: Progress) -> None:
             "install gnupg, apt-utils and dpkg-dev (scripts/setup.sh does)",
         )
     shutil.copy2(fixtures / "dcgm-exporter-standin", repo / "dcgm-exporter")
+
+
+def _add_standin_distribution_source(container: str) -> None:
+    """The stand-in of the distribution's own archive as an apt source on a lab node.
+
+    On a real node the distribution's archive carries the running kernel's headers (installed
+    before the driver) and its own nvidia packages (which the driver pin must refuse). The lab
+    image has no headers for the host's kernel, so the stand-in archive provides both; it is
+    the node's setup, not sglfleet's, as Debian's own sources are on a real node.
+    """
+    repo = f"{SHARED_MOUNT}/nvidia-repo/distribution"
+    source = (
+        "deb [signed-by=/usr/share/keyrings/sglfleet-standin-distribution.gpg] "
+        f"file:{repo}/debian12/ /\n"
+    )
+    _podman(
+        "exec",
+        container,
+        "sh",
+        "-c",
+        f"cp {repo}/debian12.gpg /usr/share/keyrings/sglfleet-standin-distribution.gpg && "
+        f"printf '{source}' > /etc/apt/sources.list.d/sglfleet-standin-distribution.list",
+    )
 
 
 def _api_key(base: Path) -> str:
