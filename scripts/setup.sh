@@ -26,4 +26,12 @@ if [ "${1:-}" = "--sglang" ]; then
     .cache/sglang-venv/bin/pip install -q "sglang==${SGLANG_VERSION}"
   fi
 fi
+# The real sglang-router (the version the sglang_router role pins, a small wheel) for the unit
+# tests that drain and add workers through its API.
+ROUTER_VERSION=$(sed -n 's/^sglang_router_version: "\(.*\)"/\1/p' roles/sglang_router/defaults/main.yml)
+if [ ! -x .cache/router-venv/bin/python ] || ! .cache/router-venv/bin/python -c "import sglang_router" 2>/dev/null; then
+  mkdir -p .cache
+  "$PY" -m venv .cache/router-venv
+  .cache/router-venv/bin/pip install -q "sglang-router==${ROUTER_VERSION}"
+fi
 echo "setup: ready (.venv$( [ "${1:-}" = "--sglang" ] && echo ', .cache/sglang-venv'))"

@@ -27,7 +27,13 @@ from sglfleet_rehearsal.testing import (
     write_tiny_model,
 )
 
-ROUTER_PYTHON = Path(os.environ.get("SGLFLEET_ROUTER_PYTHON", "/work/router-venv/bin/python"))
+# The real sglang-router, installed by `scripts/setup.sh --sglang` (scripts/test.sh runs it).
+ROUTER_PYTHON = Path(
+    os.environ.get(
+        "SGLFLEET_ROUTER_PYTHON",
+        str(Path(__file__).resolve().parents[2] / ".cache" / "router-venv" / "bin" / "python"),
+    )
+)
 KEY = "unit-key-9a1"
 
 
@@ -119,7 +125,10 @@ def _wait_router(url: str, timeout: float = 30.0) -> None:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     if not ROUTER_PYTHON.exists():
-        pytest.skip(f"sglang-router not installed at {ROUTER_PYTHON} (SGLFLEET_ROUTER_PYTHON)")
+        pytest.fail(
+            f"sglang-router is not installed at {ROUTER_PYTHON}: run `bash scripts/setup.sh`"
+            " (or point SGLFLEET_ROUTER_PYTHON at a venv with it)"
+        )
     tmp = tmp_path_factory.mktemp("router")
     model = write_tiny_model(tmp / "model")
     processes: list[subprocess.Popen[bytes]] = []
