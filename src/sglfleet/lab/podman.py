@@ -289,7 +289,11 @@ def _add_standin_distribution_source(container: str) -> None:
         "sh",
         "-c",
         f"cp {repo}/debian12.gpg /usr/share/keyrings/sglfleet-standin-distribution.gpg && "
-        f"printf '{source}' > /etc/apt/sources.list.d/sglfleet-standin-distribution.list",
+        f"printf '{source}' > /etc/apt/sources.list.d/sglfleet-standin-distribution.list && "
+        # Read just this source now: the image's lists may be fresh enough that apt's
+        # cache_valid_time skips an update, as a real node's lists already hold its archive.
+        "apt-get update -qq -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0"
+        " -o Dir::Etc::sourcelist=sources.list.d/sglfleet-standin-distribution.list",
     )
 
 
