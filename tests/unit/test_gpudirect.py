@@ -184,6 +184,23 @@ def test_nccl_conf_merge_of_the_real_image_file_and_of_no_file() -> None:
     assert fresh["kept"] == [] and fresh["content"].startswith(CONF_BEGIN)
 
 
+def test_nccl_conf_merge_keeps_the_captured_2gpu_image_file() -> None:
+    """/etc/nccl.conf as captured on the 2x H200 machine (2026-11-30): three multicast-off keys."""
+    captured = read("h200x2-ubuntu2404", "nccl-conf")
+    image_file = "".join(line + "\n" for line in captured.splitlines() if "=" in line)
+    assert image_file.count("\n") == 3
+    merged = merge_nccl_conf(image_file, MANAGED, HEADER)
+    assert merged["kept"] == [
+        "NCCL_NVLS_ENABLE",
+        "TORCH_SYMM_MEM_DISABLE_MULTICAST",
+        "NVSHMEM_DISABLE_NVLS",
+    ]
+    assert merged["overridden"] == {}
+    for line in image_file.splitlines():
+        assert line in merged["content"]
+    assert merge_nccl_conf(merged["content"], MANAGED, HEADER)["content"] == merged["content"]
+
+
 def test_nccl_conf_written_by_an_older_sglfleet_is_replaced_not_kept() -> None:
     legacy = "#\n# Ansible managed\n#\nNCCL_IB_GID_INDEX=3\nNCCL_IB_TIMEOUT=22\n"
     merged = merge_nccl_conf(legacy, MANAGED, HEADER)

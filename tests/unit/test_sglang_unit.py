@@ -32,6 +32,7 @@ ROLE = ROOT / "roles/sglang_server"
 METAL = ROOT / "tests/fixtures/metal"
 HOSTS = {
     "h200-open (captured)": METAL / "h200-ubuntu2404",
+    "h200x2-open (captured)": METAL / "h200x2-ubuntu2404",
     "hgx-h100x8-proprietary (written)": METAL / "written-hgx-h100x8-proprietary",
 }
 UNIT = "etc/systemd/system/sglang-server@.service.j2"
