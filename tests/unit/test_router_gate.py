@@ -81,6 +81,7 @@ def gate_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{gate_port}"
     finally:
+
         async def stop() -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
