@@ -1,13 +1,16 @@
 """Load an Ansible YAML inventory directory into the typed model, touching no host.
 
-Reads `hosts.yml` (Ansible's YAML inventory format), `group_vars/<group>{.yml,/*.yml}` and
-`host_vars/<host>{.yml,/*.yml}`, with the roles' documented defaults underneath. Vault-encrypted
-values and variables named like secrets become `Secret` objects that never print.
+Reads `hosts.yml` (Ansible's YAML inventory format), `group_vars/` and `host_vars/` the way
+ansible-core's `yaml` inventory and `host_group_vars` vars plugins do, and layers them in Ansible's
+order (see `load_inventory`), with the roles' documented defaults underneath and `-e` extra vars on
+top. Vault-encrypted values and variables named like secrets become `Secret` objects that never
+print. tests/unit/test_inventory_parity.py keeps every variable equal to `ansible-inventory --list`.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,16 +158,35 @@ def _hide_secrets(variables: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _vars_files(base: Path, name: str) -> list[Path]:
+# Ansible's YAML_FILENAME_EXTENSIONS; a file without an extension is read too.
+_VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
+
+
+def _vars_dir_files(folder: Path) -> list[Path]:
+    """Ansible's order inside a vars folder: sorted names, folders recursed in place."""
     files: list[Path] = []
-    for suffix in (".yml", ".yaml", ""):
-        candidate = base / f"{name}{suffix}"
-        if candidate.is_file():
-            files.append(candidate)
-    folder = base / name
-    if folder.is_dir():
-        files.extend(sorted(p for p in folder.iterdir() if p.suffix in (".yml", ".yaml")))
+    for name in sorted(entry.name for entry in folder.iterdir()):
+        # Hidden files and editor backups are skipped, as Ansible does.
+        if name.startswith(".") or name.endswith("~"):
+            continue
+        path = folder / name
+        extension = Path(name).suffix
+        if path.is_dir() and not extension:
+            files.extend(_vars_dir_files(path))
+        elif path.is_file() and extension in _VARS_EXTENSIONS:
+            files.append(path)
     return files
+
+
+def _vars_files(base: Path, name: str) -> list[Path]:
+    """The first of `name` (file or folder), `name.yml`, `name.yaml`, `name.json`, as Ansible."""
+    for suffix in _VARS_EXTENSIONS:
+        candidate = base / f"{name}{suffix}"
+        if candidate.is_dir():
+            return _vars_dir_files(candidate)
+        if candidate.exists():
+            return [candidate]
+    return []
 
 
 def _load_vars(base: Path, name: str, problems: list[Problem] | None = None) -> dict[str, Any]:
@@ -176,6 +198,14 @@ def _load_vars(base: Path, name: str, problems: list[Problem] | None = None) -> 
             data = read_yaml(path) or {}
         except InventoryError as exc:
             found += exc.problems
+            continue
+        if isinstance(data, str) and data.startswith("$ANSIBLE_VAULT"):
+            found.append(
+                Problem(
+                    f"{path} is vault-encrypted as a whole file, which sglfleet cannot read",
+                    "decrypt it and encrypt single values with `ansible-vault encrypt_string`",
+                )
+            )
             continue
         if not isinstance(data, dict):
             found.append(
@@ -203,22 +233,32 @@ def role_defaults(root: Path | None = None) -> dict[str, Any]:
 
 
 _GROUP_KEYS = ("hosts", "children", "vars")
+_PRIORITY = "ansible_group_priority"
+
+
+@dataclass
+class _Parsed:
+    """What hosts.yml declares, recorded in the order Ansible's `yaml` inventory plugin reads it."""
+
+    group_order: list[str] = field(default_factory=list)
+    parents: dict[str, list[str]] = field(default_factory=dict)
+    group_inline: dict[str, dict[str, Any]] = field(default_factory=dict)
+    priority: dict[str, int] = field(default_factory=dict)
+    host_direct: dict[str, list[str]] = field(default_factory=dict)
+    host_inline: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _walk_groups(
     name: str,
     node: Any,
     parents: tuple[str, ...],
-    host_groups: dict[str, list[str]],
-    host_inline: dict[str, dict[str, Any]],
-    group_inline: dict[str, dict[str, Any]],
-    group_order: list[str],
-    problems: list[Problem] | None = None,
+    parsed: _Parsed,
+    problems: list[Problem],
 ) -> None:
-    problems = [] if problems is None else problems
     where = ".".join((*parents, name))
-    if name not in group_order:
-        group_order.append(name)
+    if name not in parsed.group_order:
+        parsed.group_order.append(name)
+    parsed.parents.setdefault(name, [])
     if node is None:
         return
     if not isinstance(node, dict):
@@ -253,39 +293,120 @@ def _walk_groups(
                     variable=f"{where}.{key}",
                 )
             )
-    if isinstance(node.get("vars"), dict):
-        group_inline.setdefault(name, {}).update(node["vars"])
     lineage = (*parents, name)
-    hosts = node.get("hosts")
-    for host, hvars in hosts.items() if isinstance(hosts, dict) else ():
-        host = str(host)
-        groups = host_groups.setdefault(host, [])
-        for group in lineage:
-            if group not in groups:
-                groups.append(group)
-        if isinstance(hvars, dict):
-            host_inline.setdefault(host, {}).update(hvars)
-        elif hvars is not None:
+    # Ansible reads a group's keys in the order they are written: with `hosts:` after
+    # `children:`, a host's inline vars under the parent group win over those under the child.
+    for key, value in node.items():
+        if not isinstance(value, dict):
+            continue
+        if key == "vars":
+            _group_inline_vars(name, where, value, parsed, problems)
+        elif key == "children":
+            for child, child_node in value.items():
+                child = str(child)
+                if child in lineage:
+                    problems.append(
+                        Problem(
+                            f"hosts.yml: group {child} is its own ancestor ({where}.{child})",
+                            f"remove `{child}:` from the children of {name}",
+                            variable=f"{where}.children.{child}",
+                        )
+                    )
+                    continue
+                _walk_groups(child, child_node, lineage, parsed, problems)
+                if name not in parsed.parents[child]:
+                    parsed.parents[child].append(name)
+        elif key == "hosts":
+            for host, hvars in value.items():
+                host = str(host)
+                direct = parsed.host_direct.setdefault(host, [])
+                if name not in direct:
+                    direct.append(name)
+                if isinstance(hvars, dict):
+                    parsed.host_inline.setdefault(host, {}).update(
+                        {str(k): v for k, v in hvars.items()}
+                    )
+                elif hvars is not None:
+                    problems.append(
+                        Problem(
+                            f"hosts.yml: host {host} must hold a mapping of variables,"
+                            f" got {hvars!r}",
+                            f"write `{host}:` then indented `name: value` lines (or nothing)",
+                            host=host,
+                            variable=f"{where}.hosts.{host}",
+                        )
+                    )
+
+
+def _group_inline_vars(
+    name: str, where: str, variables: dict[Any, Any], parsed: _Parsed, problems: list[Problem]
+) -> None:
+    inline = parsed.group_inline.setdefault(name, {})
+    for raw_key, value in variables.items():
+        key = str(raw_key)
+        if key != _PRIORITY:
+            inline[key] = value
+            continue
+        # Ansible turns an inline priority into the group's sort key, not a variable.
+        try:
+            parsed.priority[name] = int(value)
+        except (TypeError, ValueError):
             problems.append(
                 Problem(
-                    f"hosts.yml: host {host} must hold a mapping of variables, got {hvars!r}",
-                    f"write `{host}:` then indented `name: value` lines (or nothing)",
-                    host=host,
-                    variable=f"{where}.hosts.{host}",
+                    f"hosts.yml: {where}.vars.{_PRIORITY} is {value!r}, not a whole number",
+                    f"write `{_PRIORITY}: 10` (higher wins among groups of the same depth)",
+                    variable=f"{where}.vars.{_PRIORITY}",
                 )
             )
-    children = node.get("children")
-    for child, child_node in children.items() if isinstance(children, dict) else ():
-        _walk_groups(
-            str(child),
-            child_node,
-            lineage,
-            host_groups,
-            host_inline,
-            group_inline,
-            group_order,
-            problems,
-        )
+
+
+def _group_depths(parsed: _Parsed, problems: list[Problem]) -> dict[str, int]:
+    """Ansible's group depth: the longest chain of parents up to `all` (which has depth 0)."""
+    depths: dict[str, int] = {"all": 0}
+    visiting: set[str] = set()
+
+    def depth(group: str) -> int:
+        if group in depths:
+            return depths[group]
+        if group in visiting:
+            problems.append(
+                Problem(
+                    f"hosts.yml: group {group} is its own ancestor",
+                    f"remove one of the `children:` entries that nest {group} in itself",
+                    variable=group,
+                )
+            )
+            return 0
+        visiting.add(group)
+        # A group nested nowhere hangs under `all`, as Ansible reconciles it.
+        found = max((depth(parent) + 1 for parent in parsed.parents.get(group, [])), default=1)
+        visiting.discard(group)
+        depths[group] = found
+        return found
+
+    for group in parsed.group_order:
+        depth(group)
+    return depths
+
+
+def _host_groups(host: str, parsed: _Parsed, depths: dict[str, int]) -> tuple[str, ...]:
+    """`all`, then the host's groups with their ancestors in Ansible's order.
+
+    Ansible's `sort_groups` orders by depth, then `ansible_group_priority` (inline only), then
+    name; later groups' variables win.
+    """
+    seen: set[str] = set()
+    pending = list(parsed.host_direct.get(host, []))
+    while pending:
+        group = pending.pop()
+        if group not in seen:
+            seen.add(group)
+            pending.extend(parsed.parents.get(group, []))
+    seen.discard("all")
+    if not seen:
+        seen.add("ungrouped")
+    ordered = sorted(seen, key=lambda g: (depths.get(g, 1), parsed.priority.get(g, 1), g))
+    return ("all", *ordered)
 
 
 def _suggest(name: str, candidates: set[str]) -> str:
@@ -320,8 +441,19 @@ def _check_variable_names(
     return problems
 
 
-def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
+def load_inventory(
+    path: str | Path,
+    root: Path | None = None,
+    *,
+    extra_vars: Mapping[str, Any] | None = None,
+) -> Inventory:
     """Load and type an inventory directory (or its hosts.yml). Raises InventoryError.
+
+    A host's variables are layered as Ansible does (later wins, whole top-level values):
+    role defaults; inline `vars:` of `all`, then of the host's other groups in Ansible's group
+    order (depth, inline `ansible_group_priority`, name); `group_vars/all`, then `group_vars/`
+    of those groups in the same order; the host's inline vars; `host_vars/`; `extra_vars`
+    (Ansible's `-e`). The cluster's variables are the same layers for `all` alone.
 
     Every problem is collected before raising: YAML errors of every file, unknown variables,
     wrong types, and the cross-reference checks on whatever could be typed.
@@ -355,38 +487,41 @@ def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
         )
     collected = _Collected()
     problems = collected.problems
-    host_groups: dict[str, list[str]] = {}
-    host_inline: dict[str, dict[str, Any]] = {}
-    group_inline: dict[str, dict[str, Any]] = {}
-    group_order: list[str] = []
-    _walk_groups(
-        "all", raw["all"], (), host_groups, host_inline, group_inline, group_order, problems
-    )
+    parsed = _Parsed()
+    # Ansible reads every top-level key as a group; those nested nowhere hang under `all`.
+    for name, node in raw.items():
+        _walk_groups(str(name), node, (), parsed, problems)
+    depths = _group_depths(parsed, problems)
 
     defaults = role_defaults(root)
     known = _known_role_variables(defaults)
     role_prefixes = {"sglfleet"} | {p.name for p in ((root or project_root()) / "roles").glob("*")}
 
-    group_vars: dict[str, dict[str, Any]] = {}
-    for group in group_order:
-        gv = dict(_hide_secrets(group_inline.get(group, {})))
-        gv.update(_load_vars(base / "group_vars", group, problems))
-        group_vars[group] = gv
+    group_inline: dict[str, dict[str, Any]] = {}
+    group_files: dict[str, dict[str, Any]] = {}
+    for group in [*parsed.group_order, "ungrouped"]:
+        group_inline[group] = _hide_secrets(parsed.group_inline.get(group, {}))
+        group_files[group] = _load_vars(base / "group_vars", group, problems)
         source = f" (group_vars of {group})"
-        problems += _check_variable_names(None, gv, known, role_prefixes, source)
+        both = {**group_inline[group], **group_files[group]}
+        problems += _check_variable_names(None, both, known, role_prefixes, source)
+    extra = _hide_secrets({str(k): v for k, v in (extra_vars or {}).items()})
 
-    global_vars = {**defaults, **group_vars.get("all", {})}
+    global_vars = {**defaults, **group_inline["all"], **group_files["all"], **extra}
     hosts: dict[str, Host] = {}
-    for host, groups in host_groups.items():
+    for host in parsed.host_direct:
+        groups = _host_groups(host, parsed, depths)
         merged = dict(defaults)
-        for group in groups:
-            merged.update(group_vars.get(group, {}))
-        own = {
-            **_hide_secrets(host_inline.get(host, {})),
-            **_load_vars(base / "host_vars", host, problems),
-        }
-        problems += _check_variable_names(host, own, known, role_prefixes)
-        merged.update(own)
+        # Ansible puts every inventory file's group vars below every group_vars/ file.
+        for layer in (group_inline, group_files):
+            for group in groups:
+                merged.update(layer.get(group, {}))
+        own_inline = _hide_secrets(parsed.host_inline.get(host, {}))
+        own_files = _load_vars(base / "host_vars", host, problems)
+        problems += _check_variable_names(host, {**own_inline, **own_files}, known, role_prefixes)
+        merged.update(own_inline)
+        merged.update(own_files)
+        merged.update(extra)
         fields: dict[str, Any] = {
             attr: merged[var] for var, attr in HOST_VARIABLES.items() if var in merged
         }
@@ -408,7 +543,7 @@ def load_inventory(path: str | Path, root: Path | None = None) -> Inventory:
             typed = Host(
                 name=host,
                 ansible_host=str(merged["ansible_host"]) if "ansible_host" in merged else None,
-                groups=tuple(groups),
+                groups=groups,
                 vars=merged,
                 **fields,
             )
