@@ -21,9 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ansible._internal._templating import _template_vars  # type: ignore[import-untyped]
 from ansible.executor.task_executor import TaskExecutor  # type: ignore[import-untyped]
 from ansible.plugins.action import ActionBase  # type: ignore[import-untyped]
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule  # type: ignore[import-untyped]
+from ansible.template import trust_as_template  # type: ignore[import-untyped]
 
 # The key function is shared with the recording callback (plugins are loaded as loose files).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -104,12 +106,25 @@ class ReplayAction(ActionBase):  # type: ignore[misc]
 
     def _render_template(self, task_vars: dict[str, Any]) -> None:
         # The real template action renders on the controller before anything reaches the node.
-        source = self._task.args.get("src")
-        if not source:
+        source_arg = self._task.args.get("src")
+        if not source_arg:
             return
-        path = self._find_needle("templates", source)
-        template = Path(path).read_text(encoding="utf-8")
-        self._templar.copy_with_new_env(available_variables=task_vars).template(template)
+        source = self._find_needle("templates", source_arg)
+        data = trust_as_template(self._loader.get_text_file_contents(source))
+        search = [*task_vars.get("ansible_search_path", []), self._loader._basedir]
+        search.append(os.path.dirname(source))
+        variables = dict(task_vars)
+        variables.update(
+            _template_vars.generate_ansible_template_vars(
+                path=source_arg,
+                fullpath=source,
+                dest_path=self._task.args.get("dest"),
+                include_ansible_managed="ansible_managed" not in variables,
+            )
+        )
+        paths = [p for base in search for p in (os.path.join(base, "templates"), base)]
+        templar = self._templar.copy_with_new_env(searchpath=paths, available_variables=variables)
+        templar.template(data, escape_backslashes=False)
 
 
 _original_handler = TaskExecutor._get_action_handler_with_module_context
