@@ -1,9 +1,11 @@
-"""NCCL and Gloo environment for one node of a serving group (pure; mirrors roles/nccl_tuning).
+"""NCCL and Gloo environment for one node of a serving group (pure): the one owner of its values.
 
-roles/nccl_tuning is the one writer of these variables (/etc/sglfleet/nccl.env, and the NCCL_*
-ones into /etc/nccl.conf); the plan shows them as `nccl_env`, never in a unit's server.env. Where
-the role also uses what it discovers on the host (HCAs, the interface on the route to rank 0),
-the plan shows only what the inventory declares.
+Everything the inventory determines is derived here, once, by the controller's plan (`nccl_env`
+of the node's launch): the declared interface and HCAs, a pinned GID index, the tuning values and
+`nccl_tuning_extra_env`. roles/nccl_tuning receives that dict as `nccl_tuning_planned_env`, writes
+it as given (/etc/sglfleet/nccl.env, and the NCCL_* ones into /etc/nccl.conf) and fills in only
+the HOST_DERIVED keys the plan left unset, from what it finds on the host. No key is computed in
+both places.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from sglfleet.models import Host
 
-# Role variable -> NCCL variable, in the order the role writes them.
+# Planner input (inventory variable; defaults in roles/nccl_tuning/defaults) -> NCCL variable.
 TUNING_VARIABLES: dict[str, str] = {
     "nccl_tuning_ib_qps_per_connection": "NCCL_IB_QPS_PER_CONNECTION",
     "nccl_tuning_ib_timeout": "NCCL_IB_TIMEOUT",
@@ -21,6 +23,15 @@ TUNING_VARIABLES: dict[str, str] = {
     "nccl_tuning_nvls_enable": "NCCL_NVLS_ENABLE",
     "nccl_tuning_debug": "NCCL_DEBUG",
 }
+
+# The only keys roles/nccl_tuning may add, and only where the plan left them unset: the host's
+# answers (the interface on the route to rank 0, discovered HCAs, the discovered RoCE GID index).
+HOST_DERIVED: tuple[str, ...] = (
+    "NCCL_SOCKET_IFNAME",
+    "GLOO_SOCKET_IFNAME",
+    "NCCL_IB_HCA",
+    "NCCL_IB_GID_INDEX",
+)
 
 
 def _text(value: Any) -> str | None:
@@ -42,10 +53,11 @@ def exact_list(names: tuple[str, ...] | list[str]) -> str:
 
 
 def node_nccl_env(host: Host, rank0: Host, variables: dict[str, Any]) -> dict[str, str]:
-    """The NCCL/Gloo variables the node's SGLang unit gets, from inventory and role defaults.
+    """The NCCL/Gloo variables the inventory determines for the node; the role writes them as given.
 
     `variables` are the cluster-wide ones (role defaults under group_vars/all); the host's own
-    merged variables (its groups and host_vars) win over them, as in Ansible.
+    merged variables (its groups and host_vars) win over them, as in Ansible. Templated values
+    ("{{ ... }}") are not planned: planner inputs are plain data.
     """
     merged: dict[str, Any] = {**variables, **host.vars}
     env: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""sglfleet.nccl: the NCCL/Gloo variables the plan shows per node (mirrors roles/nccl_tuning)."""
+"""sglfleet.nccl: the NCCL/Gloo variables the plan derives per node (nccl_tuning writes them)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sglfleet.topology import plan, plan_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "examples" / "deepseek-r1-2x8-h100"
+SINGLE_NODE_EXAMPLE = ROOT / "inventories" / "examples" / "qwen3-8b-4x1"
 HCAS = ["mlx5_0", "mlx5_3", "mlx5_4", "mlx5_5", "mlx5_6", "mlx5_9", "mlx5_10", "mlx5_11"]
 
 
@@ -36,6 +37,20 @@ def test_every_rank_of_the_2x8_example_gets_one_gloo_interface_and_its_hcas() ->
         assert env["NCCL_IB_RETRY_CNT"] == "12"
         assert env["NCCL_NVLS_ENABLE"] == "0"
         assert "NCCL_IB_GID_INDEX" not in env  # InfiniBand: no GID index
+
+
+def test_single_node_groups_get_their_tuning_values_from_the_plan_too() -> None:
+    # The role no longer derives tuning values, so a plan without them would leave NCCL's defaults.
+    document = plan_json(plan(load_inventory(SINGLE_NODE_EXAMPLE)))
+    nodes = [n for g in document["serving_groups"] for n in g["nodes"]]
+    assert len(nodes) == 4
+    for node in nodes:
+        assert node["nccl_env"] == {
+            "NCCL_IB_QPS_PER_CONNECTION": "8",
+            "NCCL_IB_TIMEOUT": "22",
+            "NCCL_IB_RETRY_CNT": "12",
+            "NCCL_DEBUG": "WARN",
+        }
 
 
 def test_exact_match_list_keeps_mlx5_1_from_matching_mlx5_10() -> None:
