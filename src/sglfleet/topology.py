@@ -232,11 +232,10 @@ def node_env(inv: Inventory, replica: Replica, rank: int) -> dict[str, str]:
 
 
 def node_nccl_plan(inv: Inventory, replica: Replica, rank: int) -> dict[str, str]:
-    """What nccl_tuning writes to /etc/sglfleet/nccl.env on the node, as the inventory says."""
+    """The node's NCCL/Gloo variables the inventory determines; nccl_tuning writes them as given."""
+    # Every node, single-node groups too: the plan is the one owner of inventory-derived values.
     host = inv.hosts[replica.hosts[rank]]
-    if len(replica.hosts) > 1 or host.rdma_hcas:
-        return node_nccl_env(host, inv.hosts[replica.hosts[0]], inv.global_vars)
-    return {}
+    return node_nccl_env(host, inv.hosts[replica.hosts[0]], inv.global_vars)
 
 
 def replicas(inv: Inventory) -> list[Replica]:
