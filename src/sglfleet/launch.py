@@ -25,6 +25,8 @@ def _record(inv: Inventory, group: GroupPlan, node: NodePlan) -> dict[str, Any]:
         "server_args": args,
         "config": tokens_to_config(args),
         "env": dict(node.env),
+        # What nccl_tuning writes as given (nccl_tuning_planned_env): the one owner of these values.
+        "nccl_env": dict(node.nccl_env),
         "unit": node.unit,
         "port": node.port,
         "service_address": node.service_address,

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from sglfleet.inventory import load_inventory
+from sglfleet.launch import launch_table
 from sglfleet.nccl import HOST_DERIVED, TUNING_VARIABLES
 from sglfleet.topology import plan, plan_json
 
@@ -35,8 +36,14 @@ RANK0_ADDRESS = "10.20.0.11"
 
 
 def _nodes(inventory: Path) -> dict[str, dict[str, Any]]:
-    document = plan_json(plan(load_inventory(inventory)))
-    return {n["host"]: n for g in document["serving_groups"] for n in g["nodes"]}
+    """Each serving host's launch record: what reaches it as sglfleet_plan.launch."""
+    loaded = load_inventory(inventory)
+    records = launch_table(loaded)
+    shown = plan_json(plan(loaded))
+    # `sglfleet plan --json` shows what the node gets.
+    for node in (n for g in shown["serving_groups"] for n in g["nodes"]):
+        assert records[node["host"]]["nccl_env"] == node["nccl_env"]
+    return records
 
 
 def _discovery(tree: str, transport: str, fabric_address: str) -> dict[str, Any]:
