@@ -1,4 +1,4 @@
-"""Ansible filters for the firewall: each host's allow-list, computed from the inventory."""
+"""Ansible filters for the firewall: a host's allow-list from its planned templates (plain data)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,16 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
-from sglfleet.inventory import load_inventory  # noqa: E402
 from sglfleet.security import (  # noqa: E402
     address_in_networks,
-    address_problems,
-    firewall_rules,
+    finish_rules,
     merge_networks,
     merge_ports,
 )
 
-_CACHE: dict[str, Any] = {}
 
-
-def sglfleet_firewall_rules(
-    inventory_dir: str,
+def sglfleet_firewall_finish(
+    templates: dict[str, Any],
     host: str,
     client_networks: list[str] | None = None,
     monitoring_networks: list[str] | None = None,
@@ -34,18 +30,15 @@ def sglfleet_firewall_rules(
     web_ports: list[int] | None = None,
     ephemeral_range: str = "32768-60999",
 ) -> list[dict[str, Any]]:
-    """Accept rules of `host`: [{name, comment, protocol, ports, sources_ipv4, sources_ipv6}]."""
-    if inventory_dir not in _CACHE:
-        _CACHE[inventory_dir] = load_inventory(inventory_dir)
-    inventory = _CACHE[inventory_dir]
-    problems = address_problems(inventory, inventory.hosts)
+    """Accept rules of `host` from its planned templates (`sglfleet_plan.firewall`) and the run's
+    own inputs: [{name, comment, protocol, ports, sources_ipv4, sources_ipv6}]. Plain data only."""
+    problems = list((templates or {}).get("problems") or [])
     if problems:
-        raise AnsibleFilterError("; ".join(f"{p.render()} -- fix: {p.hint}" for p in problems))
+        raise AnsibleFilterError("; ".join(str(p) for p in problems))
     low, _, high = str(ephemeral_range).replace("\t", " ").replace(" ", "-").partition("-")
     try:
-        return firewall_rules(
-            inventory,
-            host,
+        return finish_rules(
+            templates,
             client_networks=[str(n) for n in client_networks or []],
             monitoring_networks=[str(n) for n in monitoring_networks or []],
             controller_addresses=[str(a) for a in controller_addresses or [] if a],
@@ -76,7 +69,7 @@ def sglfleet_merge_networks(sources: list[str]) -> dict[str, list[str]]:
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
-            "sglfleet_firewall_rules": sglfleet_firewall_rules,
+            "sglfleet_firewall_finish": sglfleet_firewall_finish,
             "sglfleet_address_in_networks": sglfleet_address_in_networks,
             "sglfleet_merge_ports": sglfleet_merge_ports,
             "sglfleet_merge_networks": sglfleet_merge_networks,

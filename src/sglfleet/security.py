@@ -21,12 +21,15 @@ also accept each other there.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sglfleet.errors import Problem
 from sglfleet.models import Host, Inventory
+
+if TYPE_CHECKING:
+    from sglfleet.topology import Replica
 
 DIST_INIT_ZMQ_OFFSETS = range(1, 7)
 DP_ATTENTION_HANDSHAKE_OFFSET = 13
@@ -274,6 +277,193 @@ def _check_networks(values: Iterable[str], variable: str) -> list[str]:
     return out
 
 
+# Audiences a rule template names; the host-side finishing step fills them in (see finish_rules).
+CLIENTS = "clients"
+MONITORING = "monitoring"
+CONTROLLER = "controller"
+# Port tokens filled in on the host: the kernel's ephemeral range and the role's exporter/UI ports.
+EPHEMERAL = "ephemeral"
+NODE_METRICS = "node_metrics"
+WEB = "web"
+
+
+def _template(
+    name: str, comment: str, ports: Iterable[str], sources: Iterable[str], *audiences: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "comment": comment,
+        "protocol": "tcp",
+        "ports": list(ports),
+        "sources": list(_unique(sources)),
+        "audiences": list(audiences),
+    }
+
+
+def rule_templates(
+    inv: Inventory, host: str, all_replicas: Sequence[Replica] | None = None
+) -> dict[str, Any]:
+    """What the inventory alone says about `host`'s accept rules, computed once per run.
+
+    The controller plans this in its main process; the host adds what only the run knows
+    (`finish_rules`): the client and monitoring networks, the controller's address, the kernel's
+    ephemeral range and the exporter/UI ports. Returns {rules: [...], monitoring: [addresses]}.
+    """
+    from sglfleet.topology import replicas
+
+    monitoring = [
+        a for h in inv.hosts.values() if MONITORING_GROUP in h.groups for a in host_addresses(h)
+    ]
+    router_hosts = [name for name, h in inv.hosts.items() if ROUTER_GROUP in h.groups]
+    if inv.router is not None and inv.router.host not in router_hosts:
+        router_hosts.append(inv.router.host)
+    if not any(MONITORING_GROUP in h.groups for h in inv.hosts.values()):
+        # playbooks/monitoring.yml runs Prometheus on the first router host then.
+        monitoring += _addresses_of(inv, router_hosts[:1])
+    all_replicas = replicas(inv) if all_replicas is None else all_replicas
+    modes = {r.name: r.spec.mode for r in all_replicas}
+    routers = _addresses_of(inv, router_hosts)
+    rules: list[dict[str, Any]] = []
+    for replica in all_replicas:
+        if host not in replica.hosts:
+            continue
+        spec = replica.spec
+        rules.append(
+            _template(
+                f"{replica.name}-api",
+                f"SGLang API of group {replica.name}: router, clients, monitoring",
+                (str(spec.port),),
+                routers,
+                CLIENTS,
+                MONITORING,
+                CONTROLLER,
+            )
+        )
+        members = _addresses_of(inv, [h for h in replica.hosts if h != host])
+        if len(replica.hosts) > 1:
+            ports = pinned_ports(spec.dist_init_port, spec.nccl_port)
+            rules.append(
+                _template(
+                    f"{replica.name}-internal",
+                    f"dist-init, ZMQ, NCCL, SGLANG_PORT, TCPStore of {replica.name}: members only",
+                    ports.member_ports(),
+                    members,
+                )
+            )
+            rules.append(
+                _template(
+                    f"{replica.name}-nccl-ephemeral",
+                    f"NCCL bootstrap and data sockets (ephemeral) of {replica.name}: members only",
+                    (EPHEMERAL,),
+                    members,
+                )
+            )
+        if spec.mode != "regular":
+            partner_mode = "decode" if spec.mode == "prefill" else "prefill"
+            partners = [h for r in all_replicas if modes[r.name] == partner_mode for h in r.hosts]
+            partner_addresses = _addresses_of(inv, partners)
+            if spec.mode == "prefill" and spec.disaggregation is not None:
+                rules.append(
+                    _template(
+                        f"{replica.name}-bootstrap",
+                        f"PD bootstrap of prefill group {replica.name}: decode groups, router",
+                        (str(spec.disaggregation.bootstrap_port),),
+                        [*partner_addresses, *routers],
+                    )
+                )
+            rules.append(
+                _template(
+                    f"{replica.name}-kv-transfer",
+                    f"KV-cache transfer handshakes of {replica.name}: its {partner_mode} groups",
+                    (EPHEMERAL,),
+                    partner_addresses,
+                )
+            )
+    rules.append(
+        _template(
+            "node-metrics",
+            "node exporters (node, DCGM): monitoring",
+            (NODE_METRICS,),
+            (),
+            MONITORING,
+            CONTROLLER,
+        )
+    )
+    rules.append(
+        _template(
+            "web-ui",
+            "web UIs on this host (Prometheus, Grafana, Open WebUI): client networks",
+            (WEB,),
+            (),
+            CLIENTS,
+            CONTROLLER,
+        )
+    )
+    if inv.router is not None and host == inv.router.host:
+        rules.append(
+            _template(
+                "router",
+                "the cluster's endpoint: client networks",
+                (str(inv.router.port),),
+                (),
+                CLIENTS,
+                CONTROLLER,
+            )
+        )
+        rules.append(
+            _template(
+                "router-metrics",
+                "router Prometheus metrics: monitoring",
+                (str(inv.router.metrics_port),),
+                (),
+                MONITORING,
+                CONTROLLER,
+            )
+        )
+    return {"rules": rules, "monitoring": _unique(monitoring)}
+
+
+def finish_rules(
+    templates: Mapping[str, Any],
+    *,
+    client_networks: Iterable[str] = (),
+    monitoring_networks: Iterable[str] = (),
+    controller_addresses: Iterable[str] = (),
+    node_metrics_ports: Iterable[int] = (),
+    web_ports: Iterable[int] = (),
+    ephemeral_range: tuple[int, int] = LINUX_EPHEMERAL_RANGE,
+) -> list[dict[str, Any]]:
+    """The host's accept rules from its planned templates and what only the run knows."""
+    audiences = {
+        CLIENTS: _check_networks(client_networks, "firewall_client_networks"),
+        MONITORING: _check_networks(monitoring_networks, "firewall_monitoring_networks")
+        + list(templates.get("monitoring", ())),
+        CONTROLLER: _check_networks(controller_addresses, "controller address"),
+    }
+    port_tokens = {
+        EPHEMERAL: [f"{ephemeral_range[0]}-{ephemeral_range[1]}"],
+        NODE_METRICS: [str(p) for p in node_metrics_ports],
+        WEB: [str(p) for p in web_ports],
+    }
+    rules: list[Rule] = []
+    for template in templates.get("rules", ()):
+        ports = [p for token in template["ports"] for p in port_tokens.get(str(token), [token])]
+        sources = [*template["sources"]]
+        for audience in template["audiences"]:
+            sources += audiences[audience]
+        if ports:
+            rules.append(
+                Rule(
+                    template["name"],
+                    template["comment"],
+                    template["protocol"],
+                    tuple(str(p) for p in ports),
+                    _unique(sources),
+                )
+            )
+    return [rule.as_dict() for rule in rules if rule.sources]
+
+
 def firewall_rules(
     inv: Inventory,
     host: str,
@@ -297,123 +487,15 @@ def firewall_rules(
     - A multi-node group's internal ports and the ephemeral range (NCCL): its members only;
       a prefill group's bootstrap port and ephemeral range (KV transfer): the paired groups too.
     """
-    from sglfleet.topology import replicas
-
-    clients = _check_networks(client_networks, "firewall_client_networks")
-    controller = _check_networks(controller_addresses, "controller address")
-    monitoring = _check_networks(monitoring_networks, "firewall_monitoring_networks") + [
-        a
-        for name, h in inv.hosts.items()
-        if MONITORING_GROUP in h.groups
-        for a in host_addresses(h)
-    ]
-    router_hosts = [name for name, h in inv.hosts.items() if ROUTER_GROUP in h.groups]
-    if inv.router is not None and inv.router.host not in router_hosts:
-        router_hosts.append(inv.router.host)
-    if not any(MONITORING_GROUP in h.groups for h in inv.hosts.values()):
-        # playbooks/monitoring.yml runs Prometheus on the first router host then.
-        monitoring += _addresses_of(inv, router_hosts[:1])
-    all_replicas = replicas(inv)
-    modes = {r.name: r.spec.mode for r in all_replicas}
-    rules: list[Rule] = []
-    eph = f"{ephemeral_range[0]}-{ephemeral_range[1]}"
-    for replica in all_replicas:
-        if host not in replica.hosts:
-            continue
-        spec = replica.spec
-        rules.append(
-            Rule(
-                f"{replica.name}-api",
-                f"SGLang API of group {replica.name}: router, clients, monitoring",
-                "tcp",
-                (str(spec.port),),
-                _unique([*_addresses_of(inv, router_hosts), *clients, *monitoring, *controller]),
-            )
-        )
-        members = _addresses_of(inv, [h for h in replica.hosts if h != host])
-        if len(replica.hosts) > 1:
-            ports = pinned_ports(spec.dist_init_port, spec.nccl_port)
-            rules.append(
-                Rule(
-                    f"{replica.name}-internal",
-                    f"dist-init, ZMQ, NCCL, SGLANG_PORT, TCPStore of {replica.name}: members only",
-                    "tcp",
-                    tuple(ports.member_ports()),
-                    _unique(members),
-                )
-            )
-            rules.append(
-                Rule(
-                    f"{replica.name}-nccl-ephemeral",
-                    f"NCCL bootstrap and data sockets (ephemeral) of {replica.name}: members only",
-                    "tcp",
-                    (eph,),
-                    _unique(members),
-                )
-            )
-        if spec.mode != "regular":
-            partner_mode = "decode" if spec.mode == "prefill" else "prefill"
-            partners = [h for r in all_replicas if modes[r.name] == partner_mode for h in r.hosts]
-            partner_addresses = _addresses_of(inv, partners)
-            if spec.mode == "prefill" and spec.disaggregation is not None:
-                rules.append(
-                    Rule(
-                        f"{replica.name}-bootstrap",
-                        f"PD bootstrap of prefill group {replica.name}: decode groups, router",
-                        "tcp",
-                        (str(spec.disaggregation.bootstrap_port),),
-                        _unique([*partner_addresses, *_addresses_of(inv, router_hosts)]),
-                    )
-                )
-            rules.append(
-                Rule(
-                    f"{replica.name}-kv-transfer",
-                    f"KV-cache transfer handshakes of {replica.name}: its {partner_mode} groups",
-                    "tcp",
-                    (eph,),
-                    _unique(partner_addresses),
-                )
-            )
-    if node_metrics_ports:
-        rules.append(
-            Rule(
-                "node-metrics",
-                "node exporters (node, DCGM): monitoring",
-                "tcp",
-                tuple(str(p) for p in node_metrics_ports),
-                _unique([*monitoring, *controller]),
-            )
-        )
-    if web_ports:
-        rules.append(
-            Rule(
-                "web-ui",
-                "web UIs on this host (Prometheus, Grafana, Open WebUI): client networks",
-                "tcp",
-                tuple(str(p) for p in web_ports),
-                _unique([*clients, *controller]),
-            )
-        )
-    if inv.router is not None and host == inv.router.host:
-        rules.append(
-            Rule(
-                "router",
-                "the cluster's endpoint: client networks",
-                "tcp",
-                (str(inv.router.port),),
-                _unique([*clients, *controller]),
-            )
-        )
-        rules.append(
-            Rule(
-                "router-metrics",
-                "router Prometheus metrics: monitoring",
-                "tcp",
-                (str(inv.router.metrics_port),),
-                _unique([*monitoring, *controller]),
-            )
-        )
-    return [rule.as_dict() for rule in rules if rule.sources]
+    return finish_rules(
+        rule_templates(inv, host),
+        client_networks=client_networks,
+        monitoring_networks=monitoring_networks,
+        controller_addresses=controller_addresses,
+        node_metrics_ports=node_metrics_ports,
+        web_ports=web_ports,
+        ephemeral_range=ephemeral_range,
+    )
 
 
 def address_in_networks(address: str, networks: Iterable[str]) -> bool:

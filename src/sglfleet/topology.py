@@ -466,9 +466,12 @@ def _port_clashes(inv: Inventory) -> list[Problem]:
     return problems
 
 
-def plan(inv: Inventory) -> ClusterPlan:
-    """The whole cluster's plan. Raises InventoryError when cross-checks fail."""
-    problems = check(inv, include_memory=False)
+def plan(inv: Inventory, *, checked: bool = False) -> ClusterPlan:
+    """The whole cluster's plan. Raises InventoryError when cross-checks fail.
+
+    `checked`: the caller already ran `check(inv)` and found nothing (skips a second pass).
+    """
+    problems = [] if checked else check(inv, include_memory=False)
     if problems:
         raise InventoryError(problems, inv.path)
     groups: list[GroupPlan] = []
@@ -546,9 +549,9 @@ def unfit_groups(cluster: ClusterPlan) -> Iterable[GroupPlan]:
     return (g for g in cluster.serving_groups if not g.memory.fits)
 
 
-def router_workers(inv: Inventory) -> dict[str, Any]:
+def router_workers(inv: Inventory, cluster: ClusterPlan | None = None) -> dict[str, Any]:
     """What the router fronts: rank-0 URLs of regular groups, or prefill/decode pairs."""
-    cluster = plan(inv)
+    cluster = plan(inv) if cluster is None else cluster
     regular: list[str] = []
     prefill: list[dict[str, Any]] = []
     decode: list[str] = []

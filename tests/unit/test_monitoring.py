@@ -4,13 +4,11 @@ and the Open WebUI role's rendered unit and environment file."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jinja2
@@ -18,6 +16,7 @@ import pytest
 import yaml
 from ansible.plugins.filter.core import FilterModule as AnsibleCoreFilters
 
+from sglfleet.host_plan import inventory_plans
 from sglfleet_rehearsal import metrics as sglang_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,16 +51,27 @@ PROMQL_WORDS = {
 }  # fmt: skip
 
 
-def _load_filter() -> ModuleType:
-    path = ROOT / "plugins" / "filter" / "sglfleet_monitoring.py"
-    spec = importlib.util.spec_from_file_location("sglfleet_monitoring_filter", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+class _PlannedMonitoring:
+    """What the monitoring play reads: the Prometheus host's part of the run's plan."""
+
+    @staticmethod
+    def _prometheus_plan(directory: str) -> dict[str, Any]:
+        plans = inventory_plans(directory)
+        assert not plans.problems, plans.problems
+        holders = [p for p in plans.hosts.values() if "monitoring_targets" in p]
+        assert holders, f"no host of {directory} carries the scrape targets"
+        return holders[0]
+
+    def sglfleet_monitoring_targets(self, directory: str) -> dict[str, Any]:
+        targets: dict[str, Any] = self._prometheus_plan(directory)["monitoring_targets"]
+        return targets
+
+    def sglfleet_monitoring_router_endpoint(self, directory: str) -> str | None:
+        endpoint: str | None = self._prometheus_plan(directory)["monitoring_router_endpoint"]
+        return endpoint
 
 
-FILTER = _load_filter()
+FILTER = _PlannedMonitoring()
 
 
 def _sglang_names() -> set[str]:

@@ -6,6 +6,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from sglfleet.host_plan import inventory_plans
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "examples" / "deepseek-r1-2x8-h100"
 
@@ -21,8 +23,9 @@ def load_filters() -> ModuleType:
 
 def test_filter_reads_the_kernel_range_format_and_drops_empty_controller() -> None:
     filters = load_filters().FilterModule().filters()
-    rules = filters["sglfleet_firewall_rules"](
-        str(EXAMPLE),
+    templates = inventory_plans(EXAMPLE).for_host("h100-b")["firewall"]
+    rules = filters["sglfleet_firewall_finish"](
+        templates,
         "h100-b",
         client_networks=[],
         monitoring_networks=["203.0.113.0/24"],
@@ -54,4 +57,18 @@ def test_filter_refuses_a_bad_client_network_with_a_readable_error() -> None:
 
     filters = load_filters().FilterModule().filters()
     with pytest.raises(AnsibleFilterError, match="firewall_client_networks"):
-        filters["sglfleet_firewall_rules"](str(EXAMPLE), "h100-a", client_networks=["clients"])
+        filters["sglfleet_firewall_finish"](
+            inventory_plans(EXAMPLE).for_host("h100-a")["firewall"],
+            "h100-a",
+            client_networks=["clients"],
+        )
+
+
+def test_filter_refuses_planned_address_problems_naming_them() -> None:
+    import pytest
+    from ansible.errors import AnsibleFilterError
+
+    filters = load_filters().FilterModule().filters()
+    templates = {"problems": ["host n1: address `node1` is a name -- fix: use its IP"]}
+    with pytest.raises(AnsibleFilterError, match="host n1: address `node1`"):
+        filters["sglfleet_firewall_finish"](templates, "n1")

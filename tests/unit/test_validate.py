@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -252,20 +251,22 @@ def test_lab_inventory_validates_cleanly(tmp_path: Path, nodes: int, gpus: int) 
     assert problems_of(directory) == []
 
 
-def test_ansible_filter_reports_the_same_problems(tmp_path: Path) -> None:
-    """`ansible-playbook site.yml` run directly validates through this filter first."""
-    spec = importlib.util.spec_from_file_location(
-        "sglfleet_filter_plugin", ROOT / "plugins" / "filter" / "sglfleet.py"
-    )
-    assert spec and spec.loader
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
-    inventory_problems = plugin.FilterModule().filters()["sglfleet_inventory_problems"]
-    assert inventory_problems(str(broken.valid(tmp_path / "ok"))) == []
+def test_run_plan_reports_the_same_problems(tmp_path: Path) -> None:
+    """`ansible-playbook site.yml` run directly validates through the run's plan first."""
+    from sglfleet.host_plan import inventory_plans
+
+    ok = inventory_plans(broken.valid(tmp_path / "ok"))
+    assert ok.problems == () and ok.hosts
     case = next(c for c in broken.CASES if c.name == "port_clash_api_vs_router")
-    lines = inventory_problems(str(broken.build(case, tmp_path / "bad")))
-    assert len(lines) == 1
+    planned = inventory_plans(broken.build(case, tmp_path / "bad"))
+    lines = list(planned.problems)
+    assert len(lines) == 1 and planned.hosts == {}
     assert "host n3" in lines[0] and "sglfleet_router.port" in lines[0] and "fix:" in lines[0]
+    assert planned.for_host("n3") == {
+        "inventory_dir": planned.inventory_dir,
+        "problems": lines,
+        "launch": None,
+    }
     too_large = next(c for c in broken.CASES if c.in_plan_only)
-    lines = inventory_problems(str(broken.build(too_large, tmp_path / "big")))
+    lines = list(inventory_plans(broken.build(too_large, tmp_path / "big")).problems)
     assert any("DOES NOT FIT" in line for line in lines)

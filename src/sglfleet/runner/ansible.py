@@ -84,6 +84,8 @@ def run_playbook(
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(root / "roles"),
         "ANSIBLE_FILTER_PLUGINS": str(root / "plugins" / "filter"),
+        "ANSIBLE_VARS_PLUGINS": str(root / "plugins" / "vars"),
+        "ANSIBLE_VARS_ENABLED": "host_group_vars,sglfleet_plan",
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(sglfleet_home() / "facts"),
         "SGLFLEET_PROJECT": str(root),
     }

@@ -1,31 +1,19 @@
-"""Ansible filters: the inventory's Prometheus scrape targets, from sglfleet's planner."""
+"""Prometheus scrape targets of a cluster, from its plan (pure; the controller computes it once)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
-_SRC = Path(__file__).resolve().parents[2] / "src"
-if _SRC.is_dir() and str(_SRC) not in sys.path:
-    sys.path.insert(0, str(_SRC))
-
-from sglfleet.inventory import load_inventory  # noqa: E402
-from sglfleet.models import Inventory  # noqa: E402
-from sglfleet.topology import plan, service_address  # noqa: E402
+from sglfleet.models import ClusterPlan, Inventory
+from sglfleet.topology import plan, service_address
 
 DEFAULT_NODE_EXPORTER_PORT = 9100
 DEFAULT_DCGM_EXPORTER_PORT = 9400
-_CACHE: dict[str, Inventory] = {}
 
 
-def _inventory(inventory_dir: str) -> Inventory:
-    if inventory_dir not in _CACHE:
-        _CACHE[inventory_dir] = load_inventory(inventory_dir)
-    return _CACHE[inventory_dir]
-
-
-def monitoring_targets(inventory: Inventory) -> dict[str, list[dict[str, Any]]]:
+def monitoring_targets(
+    inventory: Inventory, cluster: ClusterPlan | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Prometheus static_configs per job: SGLang servers, routers, node and DCGM exporters.
 
     Every member of every serving group is scraped (ranks >= 1 export their scheduler's gauges
@@ -33,7 +21,7 @@ def monitoring_targets(inventory: Inventory) -> dict[str, list[dict[str, Any]]]:
     on hosts with GPUs that are not simulated and whose exporter is enabled, at its
     `dcgm_exporter_port` (the roles' defaults, 9100 and 9400, unless the inventory sets them).
     """
-    cluster = plan(inventory)
+    cluster = plan(inventory) if cluster is None else cluster
     sglang: list[dict[str, Any]] = []
     for group in cluster.serving_groups:
         for member in group.nodes:
@@ -71,21 +59,3 @@ def monitoring_targets(inventory: Inventory) -> dict[str, list[dict[str, Any]]]:
             port = int(host.vars.get("dcgm_exporter_port", DEFAULT_DCGM_EXPORTER_PORT))
             dcgm.append({"targets": [f"{address}:{port}"], "labels": {"host": name}})
     return {"sglang": sglang, "router": router, "node": node, "dcgm": dcgm}
-
-
-def sglfleet_monitoring_targets(inventory_dir: str) -> dict[str, list[dict[str, Any]]]:
-    """The scrape targets of the inventory at `inventory_dir` (see `monitoring_targets`)."""
-    return monitoring_targets(_inventory(inventory_dir))
-
-
-def sglfleet_monitoring_router_endpoint(inventory_dir: str) -> str | None:
-    """The cluster's OpenAI-compatible base URL, `.../v1` (the router, else group 1's rank 0)."""
-    return plan(_inventory(inventory_dir)).endpoint
-
-
-class FilterModule:
-    def filters(self) -> dict[str, Any]:
-        return {
-            "sglfleet_monitoring_targets": sglfleet_monitoring_targets,
-            "sglfleet_monitoring_router_endpoint": sglfleet_monitoring_router_endpoint,
-        }
