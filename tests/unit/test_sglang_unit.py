@@ -319,9 +319,8 @@ def test_deep_gemm_is_used_by_block_fp8_checkpoints_and_fp8_flags() -> None:
 
 def test_the_role_lists_devices_with_the_captures_command() -> None:
     """One parser for the live probe and the captures: the listing command must be the same."""
-    tasks = yaml.safe_load((ROLE / "tasks/configure.yml").read_text())
-    block = next(t for t in tasks if "block" in t)["block"]
-    probe = next(t for t in block if "ansible.builtin.shell" in t)["ansible.builtin.shell"]["cmd"]
+    tasks = yaml.safe_load((ROLE / "tasks/gpu.yml").read_text())
+    probe = next(t for t in tasks if "ansible.builtin.shell" in t)["ansible.builtin.shell"]["cmd"]
     listing = "ls -ln /dev/nvidia* /dev/nvidia-caps /dev/nvidia-caps-imex-channels /dev/infiniband"
     assert listing in probe
     commands = (METAL / "h200-ubuntu2404/COMMANDS.txt").read_text()
