@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "examples" / "qwen3-8b-4x1" / "hosts.yml"
 
-# Run in a child process: Ansible reads ansible.cfg (roles_path) from the working directory on import.
+# A child process: Ansible reads ansible.cfg (roles_path) from the working directory on import.
 EXPAND = textwrap.dedent(
     """
     import json, sys
@@ -44,7 +44,8 @@ EXPAND = textwrap.dedent(
     context.CLIARGS = ImmutableDict(tags=list(only_tags), skip_tags=list(skip_tags), check=False,
                                     diff=False, start_at_task=None, listtasks=True)
     loader = DataLoader()
-    variables = VariableManager(loader=loader, inventory=InventoryManager(loader=loader, sources=[inventory]))
+    hosts = InventoryManager(loader=loader, sources=[inventory])
+    variables = VariableManager(loader=loader, inventory=hosts)
     rows = []
 
     def walk(blocks, play, dynamic):
@@ -62,18 +63,23 @@ EXPAND = textwrap.dedent(
                     continue
                 if isinstance(task, IncludeRole):
                     task._parent_role = task._role
-                    included, _ = task.get_block_list(play=play, variable_manager=variables, loader=loader)
+                    included, _ = task.get_block_list(
+                        play=play, variable_manager=variables, loader=loader
+                    )
                     walk(included, play, True)
-                elif isinstance(task, TaskInclude) and task.action in ("include_tasks", "ansible.builtin.include_tasks"):
+                elif isinstance(task, TaskInclude) and task.action.endswith("include_tasks"):
                     copy = task.copy(exclude_parent=False)
                     copy.args = dict(task.args)
                     name = copy.args.get("_raw_params") or copy.args.get("file")
-                    base = task._role._role_path + "/tasks/" if task._role else str(loader.get_basedir()) + "/"
-                    path = loader.path_dwim_relative(base, "", name) if task._role else base + name
-                    data = loader.load_from_file(path)
-                    included = load_list_of_blocks(data, play=play, parent_block=copy.build_parent_block(),
-                                                   role=task._role, task_include=None, use_handlers=False,
-                                                   loader=loader, variable_manager=variables)
+                    if task._role:
+                        path = task._role._role_path + "/tasks/" + name
+                    else:
+                        path = str(loader.get_basedir()) + "/" + name
+                    included = load_list_of_blocks(
+                        loader.load_from_file(path), play=play,
+                        parent_block=copy.build_parent_block(), role=task._role,
+                        use_handlers=False, loader=loader, variable_manager=variables,
+                    )
                     walk(included, play, True)
 
     playbook = Playbook.load(playbook_path, variable_manager=variables, loader=loader)
@@ -115,7 +121,7 @@ def expand(playbook: str, tags: str = "", skip_tags: str = "") -> list[dict[str,
 
 
 def role_tasks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Ansible's own tasks (argument-spec check, role-end flush) are tagged `always`; they say nothing.
+    # Ansible's own tasks (argument-spec check, role-end flush) are tagged `always`: no signal.
     return [
         r
         for r in rows
@@ -127,6 +133,7 @@ def role_tasks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # Task files behind one conditional include_tasks (issue 15), and the tag that must reach them.
 GUARDED_FILES = {
+    "host_tuning/tasks/kernel_args_changed.yml": "node_stack",
     "nvidia_driver/tasks/headers.yml": "node_stack",
     "nvidia_driver/tasks/verify.yml": "node_stack",
     "nvidia_driver/tasks/reboot_now.yml": "node_stack",
@@ -134,6 +141,7 @@ GUARDED_FILES = {
     "shared_storage/tasks/server.yml": "storage",
     "shared_storage/tasks/service_units.yml": "storage",
     "firewall/tasks/remove.yml": "firewall",
+    "rdma_network/tasks/gpudirect.yml": "fabric",
     "sglang_server/tasks/engines.yml": "serving",
     "sglang_server/tasks/gpu.yml": "serving",
 }
@@ -142,7 +150,11 @@ GUARDED_FILES = {
 @pytest.mark.parametrize(("task_file", "tag"), sorted(GUARDED_FILES.items()))
 def test_guarded_file_is_reached_by_its_tag(task_file: str, tag: str) -> None:
     """The expansion follows the include, and `--tags TAG` selects every task of the file."""
-    rows = [r for r in role_tasks(expand("site.yml", tags=tag)) if r["path"].split(":")[0].endswith(task_file)]
+    rows = [
+        r
+        for r in role_tasks(expand("site.yml", tags=tag))
+        if r["path"].split(":")[0].endswith(task_file)
+    ]
     assert rows, f"{task_file} is not reached from site.yml"
     assert all(r["dynamic"] and r["selected"] for r in rows), rows
 
@@ -199,5 +211,7 @@ def test_untagged_include_children_are_caught(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = {r["task"]: r["selected"] for r in role_tasks(json.loads(result.stdout.splitlines()[-1]))}
+    rows = {
+        r["task"]: r["selected"] for r in role_tasks(json.loads(result.stdout.splitlines()[-1]))
+    }
     assert rows == {"demo : Demo": True, "demo : Child | Say hi": False}
