@@ -17,6 +17,7 @@ from sglfleet.inventory import load_inventory
 from sglfleet.launch import launch_table
 from sglfleet.models import Inventory
 from sglfleet.monitoring import monitoring_targets
+from sglfleet.nccl import node_nccl_env
 from sglfleet.security import (
     MONITORING_GROUP,
     ROUTER_GROUP,
@@ -77,6 +78,12 @@ def host_plans(inv: Inventory) -> dict[str, dict[str, Any]]:
             targets = monitoring_targets(inv, cluster) if targets is None else targets
             entry["monitoring_targets"] = targets
             entry["monitoring_router_endpoint"] = cluster.endpoint
+        if GPU_GROUP in host.groups:
+            # One owner of NCCL values: a GPU node outside every group still gets the tuning.
+            launch = entry["launch"]
+            entry["nccl_env"] = (
+                launch["nccl_env"] if launch else node_nccl_env(host, host, inv.global_vars)
+            )
         if GPU_GROUP in host.groups or ROUTER_GROUP in host.groups:
             entry["firewall"] = (
                 {"problems": address_lines}

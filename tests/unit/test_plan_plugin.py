@@ -164,3 +164,14 @@ def test_no_playbook_or_role_calls_a_planner_filter() -> None:
     for plugin in (ROOT / "plugins" / "filter").glob("*.py"):
         text = plugin.read_text()
         assert "load_inventory" not in text and "topology import" not in text, plugin.name
+
+
+def test_a_gpu_node_outside_every_group_still_gets_the_planned_nccl_tuning() -> None:
+    planned = inventory_plans(ROOT / "tests" / "fixtures" / "device-inventory" / "h200x2")
+    (host,) = planned.hosts.values()
+    assert host["launch"] is None
+    assert host["nccl_env"]["NCCL_IB_TIMEOUT"] == "22"
+    serving = inventory_plans(ROOT / "inventories" / "examples" / "deepseek-r1-2x8-h100")
+    for part in serving.hosts.values():
+        if part["launch"]:
+            assert part["nccl_env"] == part["launch"]["nccl_env"]
