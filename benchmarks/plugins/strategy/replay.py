@@ -46,6 +46,7 @@ _RECORDING: dict[str, Any] = (
 )
 _STANDS_IN_FOR: dict[str, str] = json.loads(os.environ.get("SGLFLEET_REPLAY_HOSTS", "{}"))
 _MISSES = os.environ.get("SGLFLEET_REPLAY_MISSES", "")
+_GATHER_ACTIONS = ("gather_facts", "ansible.builtin.gather_facts", "setup", "ansible.builtin.setup")
 _INTERNAL_ITEM_KEYS = ("item", "ansible_loop_var", "ansible_index_var", "ansible_loop")
 
 
@@ -102,7 +103,12 @@ class ReplayAction(ActionBase):  # type: ignore[misc]
                 with open(_MISSES, "a", encoding="utf-8") as handle:
                     handle.write(f"{recorded_host}\t{key}\n")
             return {"changed": False, "msg": "replay: nothing recorded for this task"}
-        return _clean(result)
+        replayed = _clean(result)
+        if self._task.action in _GATHER_ACTIONS and "ansible_facts" in replayed:
+            # The real action marks the facts gathered (the mark is not in a callback's copy), so
+            # later plays' `gathering = smart` skips gathering as on the lab.
+            replayed["ansible_facts"]["_ansible_facts_gathered"] = True
+        return replayed
 
     def _render_template(self, task_vars: dict[str, Any]) -> None:
         # The real template action renders on the controller before anything reaches the node.
