@@ -464,17 +464,7 @@ def finish_rules(
     return [rule.as_dict() for rule in rules if rule.sources]
 
 
-def firewall_rules(
-    inv: Inventory,
-    host: str,
-    *,
-    client_networks: Iterable[str] = (),
-    monitoring_networks: Iterable[str] = (),
-    controller_addresses: Iterable[str] = (),
-    node_metrics_ports: Iterable[int] = (),
-    web_ports: Iterable[int] = (),
-    ephemeral_range: tuple[int, int] = LINUX_EPHEMERAL_RANGE,
-) -> list[dict[str, Any]]:
+def firewall_rules(inv: Inventory, host: str, **run_inputs: Any) -> list[dict[str, Any]]:
     """The accept rules of one host: who may open which port. Everything else is dropped.
 
     - API port of a serving node: router hosts, client networks, monitoring, the controller.
@@ -486,16 +476,10 @@ def firewall_rules(
       playbooks/monitoring.yml then runs Prometheus).
     - A multi-node group's internal ports and the ephemeral range (NCCL): its members only;
       a prefill group's bootstrap port and ephemeral range (KV transfer): the paired groups too.
+
+    `run_inputs` are `finish_rules`' keywords (networks, controller, ports, ephemeral range).
     """
-    return finish_rules(
-        rule_templates(inv, host),
-        client_networks=client_networks,
-        monitoring_networks=monitoring_networks,
-        controller_addresses=controller_addresses,
-        node_metrics_ports=node_metrics_ports,
-        web_ports=web_ports,
-        ephemeral_range=ephemeral_range,
-    )
+    return finish_rules(rule_templates(inv, host), **run_inputs)
 
 
 def address_in_networks(address: str, networks: Iterable[str]) -> bool:
