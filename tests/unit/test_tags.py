@@ -104,12 +104,12 @@ TAG_ROLES = {
 ALL_ROLES = sorted({role for roles in TAG_ROLES.values() for role in roles})
 
 
-@cache
-def expand(playbook: str, tags: str = "", skip_tags: str = "") -> list[dict[str, Any]]:
-    env = {**os.environ, "ANSIBLE_HOME": str(ROOT / ".cache" / "ansible")}
+def _run_expand(
+    playbook: str, tags: str, skip_tags: str, cwd: Path, env: dict[str, str]
+) -> list[dict[str, Any]]:
     result = subprocess.run(
         [sys.executable, "-c", EXPAND, playbook, str(INVENTORY), tags, skip_tags],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -118,6 +118,12 @@ def expand(playbook: str, tags: str = "", skip_tags: str = "") -> list[dict[str,
     assert result.returncode == 0, result.stderr[-3000:]
     rows: list[dict[str, Any]] = json.loads(result.stdout.splitlines()[-1])
     return rows
+
+
+@cache
+def expand(playbook: str, tags: str = "", skip_tags: str = "") -> list[dict[str, Any]]:
+    env = {**os.environ, "ANSIBLE_HOME": str(ROOT / ".cache" / "ansible")}
+    return _run_expand(playbook, tags, skip_tags, ROOT, env)
 
 
 def role_tasks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -202,16 +208,6 @@ def test_untagged_include_children_are_caught(tmp_path: Path) -> None:
     (tmp_path / "play.yml").write_text("- hosts: all\n  gather_facts: false\n  roles: [demo]\n")
     (tmp_path / "ansible.cfg").write_text(f"[defaults]\nroles_path = {tmp_path / 'roles'}\n")
     env = {**os.environ, "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg")}
-    result = subprocess.run(
-        [sys.executable, "-c", EXPAND, str(tmp_path / "play.yml"), str(INVENTORY), "demo", ""],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {
-        r["task"]: r["selected"] for r in role_tasks(json.loads(result.stdout.splitlines()[-1]))
-    }
+    expanded = _run_expand(str(tmp_path / "play.yml"), "demo", "", tmp_path, env)
+    rows = {r["task"]: r["selected"] for r in role_tasks(expanded)}
     assert rows == {"demo : Demo": True, "demo : Child | Say hi": False}
