@@ -52,6 +52,8 @@ from sglfleet.runner.ansible import forks_for  # noqa: E402
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "controller_scale_recording.json"
+# Tasks moved to another play since the recording: new key -> recorded key (same module, host, run).
+RENAMED = FIXTURE.with_name("controller_scale_renamed.json")
 REDACTED = "REDACTED"
 # Result keys whose values are secrets wherever they appear.
 SECRET_KEY = re.compile(r"(api_key|password|secret|token|private_key)", re.IGNORECASE)
@@ -187,6 +189,7 @@ def replay(inv: Path, count: int, floor: bool, work: Path) -> Measurement:
             "ANSIBLE_STRATEGY_PLUGINS": str(PLUGINS / "strategy"),
             "ANSIBLE_STRATEGY": "replay",
             "SGLFLEET_REPLAY_RECORDING": str(FIXTURE),
+            "SGLFLEET_REPLAY_RENAMED": str(RENAMED),
             "SGLFLEET_REPLAY_HOSTS": json.dumps(stands_in_for(hosts)),
             "SGLFLEET_REPLAY_MISSES": str(misses),
         }

@@ -131,3 +131,18 @@ def test_fixture_is_redacted_and_covers_every_host_kind() -> None:
     assert set(data["hosts"]) == {"lab-1", "lab-2", "lab-3"}
     assert data["recorded"]["changed"] == 0
     assert "sk-lab-" not in bench.FIXTURE.read_text()
+
+
+def test_a_task_moved_since_the_recording_replays_its_recorded_result() -> None:
+    replay = _load("replay_strategy", ROOT / "benchmarks" / "plugins" / "strategy" / "replay.py")
+    recorded = {"old": {"result": {"matched": 2}}}
+    recording: dict[str, Any] = {"hosts": {"lab-1": recorded, "lab-2": {}}}
+    replay.apply_renames(recording, {"new": "old", "other": "absent"})
+    assert recording["hosts"]["lab-1"]["new"] == {"result": {"matched": 2}}
+    assert recording["hosts"]["lab-2"] == {}
+    assert "other" not in recording["hosts"]["lab-1"]
+    # Every renamed key names a task the fixture holds, on every host.
+    renamed = json.loads(bench.RENAMED.read_text())["renamed"]
+    data = json.loads(bench.FIXTURE.read_text())
+    for old in renamed.values():
+        assert all(old in tasks for tasks in data["hosts"].values()), old

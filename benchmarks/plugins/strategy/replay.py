@@ -8,7 +8,8 @@ that needs a connection (a module, template, copy, gather_facts, ...) returns th
 recorded on the lab for the same task on the lab host this host stands in for. A template
 action still renders its template, as the real one does on the controller before any copy.
 
-Environment: SGLFLEET_REPLAY_RECORDING (the fixture), SGLFLEET_REPLAY_HOSTS (json: inventory host ->
+Environment: SGLFLEET_REPLAY_RECORDING (the fixture), SGLFLEET_REPLAY_RENAMED (optional json: tasks
+moved since the recording, new key -> recorded key), SGLFLEET_REPLAY_HOSTS (json: inventory host ->
 recorded host), SGLFLEET_REPLAY_MISSES (a file; one line per task with no recording).
 """
 
@@ -44,6 +45,20 @@ _RECORDING: dict[str, Any] = (
     if _RECORDING_PATH
     else {"hosts": {}}
 )
+
+
+def apply_renames(recording: dict[str, Any], renamed: dict[str, str]) -> None:
+    """Let a task moved since the recording (new key -> recorded key) replay its recorded result."""
+    for tasks in recording["hosts"].values():
+        for new_key, old_key in renamed.items():
+            if old_key in tasks and new_key not in tasks:
+                tasks[new_key] = tasks[old_key]
+
+
+_RENAMED_PATH = os.environ.get("SGLFLEET_REPLAY_RENAMED")
+if _RENAMED_PATH:
+    _renamed = json.loads(Path(_RENAMED_PATH).read_text(encoding="utf-8"))
+    apply_renames(_RECORDING, _renamed["renamed"])
 _STANDS_IN_FOR: dict[str, str] = json.loads(os.environ.get("SGLFLEET_REPLAY_HOSTS", "{}"))
 _MISSES = os.environ.get("SGLFLEET_REPLAY_MISSES", "")
 _GATHER_ACTIONS = ("gather_facts", "ansible.builtin.gather_facts", "setup", "ansible.builtin.setup")
