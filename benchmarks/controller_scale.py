@@ -22,7 +22,7 @@ Method (docs/benchmarks.md, "Controller scale (issue 15)"):
 Prints a table and, last, the headline: per-host CPU at the largest size / at the smallest (target
 <= 1.2) and real / floor per host x task at the largest size (target <= 1.5).
 
-    python benchmarks/controller_scale.py [--sizes 10,100,1000] [--no-floor]
+    python benchmarks/controller_scale.py [--sizes 10,100,1000] [--no-floor] [--sample K]
     python benchmarks/controller_scale.py record -i ~/.sglfleet/lab/inventory
 """
 
@@ -67,7 +67,8 @@ RECAP_LINE = re.compile(
 
 @dataclass(frozen=True)
 class Measurement:
-    hosts: int
+    hosts: int  # hosts the run targeted (the recap's)
+    inventory: int  # hosts in the inventory (more than `hosts` in a sampled run)
     tasks: int  # host x task results: ok + skipped + failed
     cpu: float  # seconds, user + system of ansible-playbook and its reaped children
     wall: float
@@ -100,6 +101,17 @@ def stands_in_for(hosts: list[str]) -> dict[str, str]:
     """The recorded lab host of each host's kind: TP rank 0, TP rank 1, replica (or router)."""
     kinds = {0: "lab-1", 1: "lab-2"}
     return {name: kinds.get(index, "lab-3") for index, name in enumerate(hosts)}
+
+
+def sample_hosts(count: int, sample: int) -> list[str]:
+    """`sample` hosts of a `count`-host inventory, every kind kept: TP pair, replicas, router.
+
+    The router is the inventory's last host (lab_inventory_vars), so it is always in the sample.
+    """
+    names = [node.name for node in lab_hosts(count)]
+    if sample >= count:
+        return names
+    return names[: sample - 1] + names[-1:]
 
 
 def write_inventory(base: Path, count: int) -> Path:
@@ -179,8 +191,11 @@ def ansible_env(facts: Path) -> dict[str, str]:
     }
 
 
-def replay(inv: Path, count: int, floor: bool, work: Path) -> Measurement:
+def replay(
+    inv: Path, count: int, floor: bool, work: Path, sample: int | None = None
+) -> Measurement:
     hosts = [node.name for node in lab_hosts(count)]
+    targets = sample_hosts(count, sample) if sample else hosts
     misses = work / f"misses-{count}-{'floor' if floor else 'real'}.txt"
     facts = Path(tempfile.mkdtemp(prefix="facts-", dir=work))
     env = ansible_env(facts)
@@ -201,9 +216,11 @@ def replay(inv: Path, count: int, floor: bool, work: Path) -> Measurement:
         "-i",
         str(inv / "hosts.yml"),
         "--forks",
-        str(forks_for(count)),
+        str(forks_for(len(targets))),
         str(ROOT / "site.yml"),
     ]
+    if len(targets) < count:
+        command += ["--limit", ",".join(targets)]
     before = children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
@@ -213,14 +230,15 @@ def replay(inv: Path, count: int, floor: bool, work: Path) -> Measurement:
         proc.stdout + proc.stderr
     )
     recap = parse_recap(proc.stdout)
-    if len(recap) != count:
+    if len(recap) != len(targets):
         raise SystemExit(
-            f"{count} hosts: recap has {len(recap)} hosts\n"
+            f"{len(targets)} hosts: recap has {len(recap)} hosts\n"
             f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
         )
     missed = len(misses.read_text().splitlines()) if misses.exists() else 0
     return Measurement(
-        hosts=count,
+        hosts=len(targets),
+        inventory=count,
         tasks=sum(c["ok"] + c["skipped"] + c["failed"] for c in recap.values()),
         cpu=cpu,
         wall=wall,
@@ -284,6 +302,12 @@ def main() -> None:
         "-i", "--inventory", type=Path, help="record: the converged lab's inventory"
     )
     parser.add_argument("--keep", type=Path, help="keep the inventories and outputs here")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        help="run only this many hosts of each inventory (--limit; every kind kept): what the"
+        " inventory's size costs each host, without the plays' per-host work at that size",
+    )
     args = parser.parse_args()
     if args.step == "record":
         if not args.inventory:
@@ -302,14 +326,16 @@ def main() -> None:
             lower = None
             if floor:
                 inline_plans(inv)
-                lower = replay(inv, count, True, work)
+                lower = replay(inv, count, True, work, args.sample)
             # The floor's host_vars hold the plan; the real run reads it from the vars plugin.
             shutil.rmtree(inv / "host_vars", ignore_errors=True)
-            real = lower if args.floor_only and lower else replay(inv, count, False, work)
+            real = (
+                lower if args.floor_only and lower else replay(inv, count, False, work, args.sample)
+            )
             rows.append((real, lower))
             print(f"# {count} hosts: {real.cpu:.1f} s CPU in {real.wall:.1f} s", file=sys.stderr)
     print(
-        f"{'hosts':>6} {'tasks run':>10} {'CPU (s)':>9} {'wall (s)':>9} {'per host':>9}"
+        f"{'hosts':>6} {'run':>5} {'tasks run':>10} {'CPU (s)':>9} {'wall (s)':>9} {'per host':>9}"
         f" {'per host x task (ms)':>21} {'floor (ms)':>11} {'ratio':>6} {'changed':>8}"
         f" {'misses':>7}"
     )
@@ -317,7 +343,8 @@ def main() -> None:
         floor_ms = f"{lower.per_host_task * 1000:.2f}" if lower else "-"
         ratio = f"{real.per_host_task / lower.per_host_task:.2f}" if lower else "-"
         print(
-            f"{real.hosts:>6} {real.tasks:>10} {real.cpu:>9.1f} {real.wall:>9.1f}"
+            f"{real.inventory:>6} {real.hosts:>5} {real.tasks:>10}"
+            f" {real.cpu:>9.1f} {real.wall:>9.1f}"
             f" {real.per_host:>9.3f}"
             f" {real.per_host_task * 1000:>21.2f} {floor_ms:>11} {ratio:>6} {real.changed:>8}"
             f" {real.misses:>7}"
@@ -325,11 +352,15 @@ def main() -> None:
     print(f"nproc {os.cpu_count()}, load average at start {load:.2f}")
     first, last = rows[0][0], rows[-1][0]
     growth = last.per_host / first.per_host
-    headline = f"per-host controller CPU at {last.hosts} / at {first.hosts} hosts: {growth:.2f}"
+    sampled = f" (runs of {args.sample} hosts)" if args.sample else ""
+    headline = (
+        f"per-host controller CPU at {last.inventory} / at {first.inventory} hosts{sampled}:"
+        f" {growth:.2f}"
+    )
     if rows[-1][1] is not None:
         lower = rows[-1][1]
         versus_floor = last.per_host_task / lower.per_host_task
-        headline += f"; real / floor per host x task at {last.hosts}: {versus_floor:.2f}"
+        headline += f"; real / floor per host x task at {last.inventory}: {versus_floor:.2f}"
     print(headline)
 
 

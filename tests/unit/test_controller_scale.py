@@ -146,3 +146,11 @@ def test_a_task_moved_since_the_recording_replays_its_recorded_result() -> None:
     data = json.loads(bench.FIXTURE.read_text())
     for old in renamed.values():
         assert all(old in tasks for tasks in data["hosts"].values()), old
+
+
+def test_a_sample_keeps_every_kind_of_host_and_the_router() -> None:
+    assert bench.sample_hosts(1000, 4) == ["lab-1", "lab-2", "lab-3", "lab-1000"]
+    assert bench.sample_hosts(3, 10) == ["lab-1", "lab-2", "lab-3"]
+    # The router is the inventory's last host, as the lab writes it.
+    inventory, _ = bench.lab_inventory_vars(bench.lab_hosts(6), 1)
+    assert list(inventory["all"]["children"]["sglfleet_routers"]["hosts"]) == ["lab-6"]
