@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+# This project's actions that stand in for a builtin one (plugins/action): recorded under its name.
+STANDS_IN = {
+    f"{prefix}sglfleet_{name}": f"ansible.builtin.{name}"
+    for prefix in ("", "ansible.legacy.")
+    for name in ("template", "copy", "file")
+}
+
 
 def _play_name(task: Any) -> str:
     parent = task
@@ -26,4 +33,5 @@ def task_key(task: Any) -> str:
     if not name:
         name = task.get_name(include_role_fqcn=False) if hasattr(task, "get_name") else ""
     role = task._role.get_name(include_role_fqcn=False) if getattr(task, "_role", None) else ""
-    return " | ".join((_play_name(task), role, str(name), str(task.action)))
+    action = STANDS_IN.get(str(task.action), str(task.action))
+    return " | ".join((_play_name(task), role, str(name), action))

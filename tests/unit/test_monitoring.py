@@ -444,9 +444,9 @@ def test_webui_unit_is_hardened_and_keeps_the_key_off_the_command_line() -> None
 
 def test_webui_env_file_task_is_no_log_and_0640() -> None:
     tasks = yaml.safe_load((WEBUI_ROLE / "tasks/configure.yml").read_text())
-    env_task = next(t for t in tasks if "open-webui.env" in t["ansible.builtin.template"]["src"])
+    env_task = next(t for t in tasks if "open-webui.env" in t["sglfleet_template"]["src"])
     assert env_task["no_log"] is True
-    assert env_task["ansible.builtin.template"]["mode"] == "0640"
+    assert env_task["sglfleet_template"]["mode"] == "0640"
 
 
 def test_systemd_collector_reports_every_unit_the_node_roles_run() -> None:

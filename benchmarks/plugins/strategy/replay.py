@@ -30,7 +30,7 @@ from ansible.template import trust_as_template  # type: ignore[import-untyped]
 
 # The key function is shared with the recording callback (plugins are loaded as loose files).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from replay_keys import task_key
+from replay_keys import STANDS_IN, task_key
 
 DOCUMENTATION = """
 name: replay
@@ -110,8 +110,14 @@ class ReplayAction(ActionBase):  # type: ignore[misc]
         loop_var = task_vars.get("ansible_loop_var")
         has_item = bool(loop_var) and loop_var in task_vars
         item = task_vars.get(str(loop_var)) if has_item else None
-        if self._task.action in ("ansible.builtin.template", "template"):
+        if STANDS_IN.get(self._task.action, self._task.action) in (
+            "ansible.builtin.template",
+            "template",
+        ):
             self._render_template(task_vars)
+        if self._task.action in ("sglfleet_node_files", "ansible.legacy.sglfleet_node_files"):
+            # Recorded before the role read existed: an empty read (every file action then replays).
+            return {"changed": False, "files": {}, "listed": []}
         result = recorded_result(_RECORDING, recorded_host, key, item, has_item)
         if result is None:
             if _MISSES:

@@ -85,6 +85,8 @@ def run_playbook(
         "ANSIBLE_ROLES_PATH": str(root / "roles"),
         "ANSIBLE_FILTER_PLUGINS": str(root / "plugins" / "filter"),
         "ANSIBLE_VARS_PLUGINS": str(root / "plugins" / "vars"),
+        "ANSIBLE_ACTION_PLUGINS": str(root / "plugins" / "action"),
+        "ANSIBLE_LIBRARY": str(root / "plugins" / "modules"),
         "ANSIBLE_VARS_ENABLED": "host_group_vars,sglfleet_plan",
         # ansible-runner adds its own callback folder to this one.
         "ANSIBLE_CALLBACK_PLUGINS": str(root / "plugins" / "callback"),
