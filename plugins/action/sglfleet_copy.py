@@ -20,7 +20,8 @@ from ansible.plugins.action.copy import ActionModule as CopyAction  # type: igno
 
 # Arguments of the file module a recorded state can answer for (anything else: the module decides).
 ANSWERABLE = frozenset(
-    "path dest _original_basename recurse state owner group mode follow force unsafe_writes".split()
+    {"path", "dest", "_original_basename", "recurse", "state", "owner", "group", "mode"}
+    | {"follow", "force", "unsafe_writes"}
 )
 # Set by this project's sglfleet_node_files action on its result: the play it read in.
 PLAY_KEY = "sglfleet_play"
