@@ -44,7 +44,11 @@ WRITE_TASKS: list[dict[str, Any]] = [
     },
     {
         "name": "Copy",
-        "sglfleet_copy": {"content": "hello\n", "dest": "{{ demo_dir }}/conf.d/b.conf", "mode": "0644"},
+        "sglfleet_copy": {
+            "content": "hello\n",
+            "dest": "{{ demo_dir }}/conf.d/b.conf",
+            "mode": "0644",
+        },
     },
     {"name": "Absent", "sglfleet_file": {"path": "{{ demo_dir }}/conf.d/gone", "state": "absent"}},
 ]
@@ -87,7 +91,7 @@ def _run(tmp_path: Path, playbook: Path, *extra: str) -> list[dict[str, Any]]:
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_HOME=str(ROOT / ".cache" / "ansible"),
         ANSIBLE_ROLES_PATH=str(tmp_path / "roles"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_LOCALHOST_WARNING="False",
         ANSIBLE_VARS_ENABLED="host_group_vars",
     )
@@ -137,7 +141,12 @@ def demo(tmp_path: Path) -> Path:
 
 def test_unchanged_files_are_answered_from_the_read(tmp_path: Path, demo: Path) -> None:
     first = _run(tmp_path, demo)
-    assert _by_name(first, "changed") == {"Folder": True, "Template": True, "Copy": True, "Absent": False}
+    assert _by_name(first, "changed") == {
+        "Folder": True,
+        "Template": True,
+        "Copy": True,
+        "Absent": False,
+    }
     assert not any(_by_name(first, "answered")[name] for name in ("Folder", "Template", "Copy"))
     second = _run(tmp_path, demo)
     assert _by_name(second, "changed") == dict.fromkeys(ACTIONS, False)
@@ -197,7 +206,11 @@ def test_a_read_from_an_earlier_play_is_never_used(tmp_path: Path) -> None:
     _role(tmp_path)
     drift = {
         "name": "Drift",
-        "ansible.builtin.copy": {"content": "edited\n", "dest": "{{ demo_dir }}/conf.d/a.conf", "mode": "0640"},
+        "ansible.builtin.copy": {
+            "content": "edited\n",
+            "dest": "{{ demo_dir }}/conf.d/a.conf",
+            "mode": "0640",
+        },
     }
     playbook = _play(
         tmp_path,
@@ -242,7 +255,9 @@ def _load(path: Path) -> Any:
         ("0644", None, False),
     ],
 )
-def test_modes_are_answered_only_when_octal_and_equal(wanted: Any, current: Any, expected: bool) -> None:
+def test_modes_are_answered_only_when_octal_and_equal(
+    wanted: Any, current: Any, expected: bool
+) -> None:
     copy = _load(ROOT / "plugins" / "action" / "sglfleet_copy.py")
     assert copy.mode_matches(wanted, current) is expected
 
