@@ -16,6 +16,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 
 from sglfleet.packages import missing as sglfleet_packages_missing  # noqa: E402
 from sglfleet.packages import parse_dpkg_query as sglfleet_dpkg_installed  # noqa: E402
+from sglfleet.packages import selection_pending as sglfleet_selection_pending  # noqa: E402
 from sglfleet.pyzip import build  # noqa: E402
 
 
@@ -29,5 +30,6 @@ class FilterModule:
         return {
             "sglfleet_packages_missing": sglfleet_packages_missing,
             "sglfleet_dpkg_installed": sglfleet_dpkg_installed,
+            "sglfleet_selection_pending": sglfleet_selection_pending,
             "sglfleet_pyz": sglfleet_pyz,
         }

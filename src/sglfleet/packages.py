@@ -38,17 +38,44 @@ def missing(specs: str | Iterable[str], installed: Mapping[str, Any] | None) -> 
 
 
 def parse_dpkg_query(text: str) -> dict[str, list[dict[str, str]]]:
-    """Output of `dpkg-query -W -f '${Package} ${Version} ${db:Status-Status}\\n'`, reshaped.
+    """Output of dpkg-query -W with `${Package} ${Version} ${db:Status-Status} ${db:Status-Want}`.
 
-    The shape is package_facts' (name -> list of {version}).
+    (The last field is optional.)
+
+    The shape is package_facts' (name -> list of {version}), plus `selection` (dpkg's wanted
+    state: install, hold, deinstall, purge) where the fourth field was asked for.
     Only packages whose status is `installed` count (removed ones keep their config files and a
     `config-files` status).
     """
     out: dict[str, list[dict[str, str]]] = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) != 3 or parts[2].strip() != "installed":
+        if len(parts) not in (3, 4) or parts[2].strip() != "installed":
             continue
         name = parts[0].split(":", 1)[0]
-        out.setdefault(name, []).append({"version": parts[1]})
+        entry = {"version": parts[1]}
+        if len(parts) == 4:
+            entry["selection"] = parts[3]
+        out.setdefault(name, []).append(entry)
+    return out
+
+
+def selection_pending(
+    names: str | Iterable[str], wanted: str, installed: Mapping[str, Any] | None
+) -> list[str]:
+    """Packages whose dpkg selection is not `wanted` (hold or install) as read at the run's start.
+
+    Without the read (a role run on its own), or for a package not installed then (it may be
+    installed in this run), every name is returned, so dpkg_selections runs as before: the read
+    can only skip a selection that is already the one wanted.
+    """
+    listed = [names] if isinstance(names, str) else list(names)
+    if not installed:
+        return listed
+    out = []
+    for name in listed:
+        entries = [e for e in installed.get(name) or [] if isinstance(e, Mapping)]
+        selections = {str(e.get("selection", "")) for e in entries}
+        if selections != {wanted}:
+            out.append(name)
     return out

@@ -44,7 +44,9 @@ BIN = Path(sys.executable).parent
 FIXTURES = ROOT / "tests" / "fixtures" / "inventories"
 PRECEDENCE = FIXTURES / "parity-precedence"
 VAULT_PASSWORD_FILE = PRECEDENCE / "vault-password.txt"
-IGNORED_KEYS = {"sglfleet_plan"}
+# ansible_local: the local facts Ansible still hands out as a variable with inject_facts_as_vars
+# off (ansible.cfg), from the fact cache where it holds the host; a fact, not an inventory variable.
+IGNORED_KEYS = {"sglfleet_plan", "ansible_local"}
 MISSING = "<missing>"
 EXTRA_VARS: dict[str, Any] = {
     "parity_all_inline_only": "extra",
