@@ -11,9 +11,11 @@ costs about N times the node CPU. On a real fleet each node has its own CPUs. Ho
 container to a fixed quota gives every node the same CPU at every fleet size, as real nodes
 have, so what still grows with N is what the controller does: that is what Ansible's levers
 (forks, pipelining, ControlPersist, fact caching, fewer module runs) act on. Pick a quota with
-N x quota well under the core count, so that the controller keeps a core of its own.
+N x quota well under the core count, so that the controller keeps a core of its own: on 2 cores
+and 8 nodes, 0.15 leaves it 0.8 of a core and 0.1 leaves it 1.2; `--cpus-per-node 0.15,0.1`
+reruns at both, one after the other.
 
-    python benchmarks/converge_scaling.py [--sizes 1,2,4,8] [--cpus-per-node 0.15] [--keep]
+    python benchmarks/converge_scaling.py [--sizes 1,2,4,8] [--cpus-per-node 0.15,0.1] [--keep]
 
 Needs podman and the lab image (`sglfleet lab image`); takes about an hour on a 2-core machine.
 """
@@ -47,7 +49,7 @@ class Row:
     nodes: int
     full: Run
     shared: Run
-    own: Run | None
+    own: list[Run]  # one rerun per quota of --cpus-per-node, in its order
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -103,7 +105,7 @@ def timed_up(env: dict[str, str], inventory: str, containers: list[str]) -> Run:
     return Run(wall, controller, node_cpu, changed)
 
 
-def measure(size: int, cpus: float, keep: bool) -> Row:
+def measure(size: int, quotas: list[float], keep: bool) -> Row:
     with tempfile.TemporaryDirectory(prefix=f"sglfleet-bench-{size}-") as home:
         env = {
             **os.environ,
@@ -119,11 +121,11 @@ def measure(size: int, cpus: float, keep: bool) -> Row:
         try:
             full = timed_up(env, inventory, containers)
             shared = timed_up(env, inventory, containers)
-            own = None
-            if cpus > 0:
+            own = []
+            for cpus in quotas:
                 for container in containers:
                     podman("update", "--cpus", str(cpus), container)
-                own = timed_up(env, inventory, containers)
+                own.append(timed_up(env, inventory, containers))
         finally:
             if not keep:
                 cli(env, "lab", "down", "--keep-image")
@@ -135,46 +137,49 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,2,4,8")
     parser.add_argument(
         "--cpus-per-node",
-        type=float,
-        default=0.15,
-        help="CPU quota of each node for the second rerun (0: skip it)",
+        default="0.15",
+        help="CPU quota of each node for the reruns after the shared one, one rerun per value"
+        " (comma-separated, tightest last is fine; 0: none)",
     )
     parser.add_argument("--keep", action="store_true", help="leave the labs running")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    quotas = [float(q) for q in args.cpus_per_node.split(",") if float(q) > 0]
     load = os.getloadavg()[0]
     rows = []
     for size in sizes:
-        row = measure(size, args.cpus_per_node, args.keep)
+        row = measure(size, quotas, args.keep)
         rows.append(row)
         print(
             f"  measured {size} node(s): full {row.full.wall:.0f} s, rerun {row.shared.wall:.0f} s"
-            + (f", rerun at quota {row.own.wall:.0f} s" if row.own else ""),
+            + "".join(
+                f", rerun at {q} CPU {run.wall:.0f} s"
+                for q, run in zip(quotas, row.own, strict=True)
+            ),
             file=sys.stderr,
         )
     cores = os.cpu_count() or 1
-    print(f"# {cores} cores, load {load:.2f} at the start; per-node quota {args.cpus_per_node}")
+    print(f"# {cores} cores, load {load:.2f} at the start; per-node quotas {quotas}")
     print(
         f"{'nodes':>5} {'full (s)':>9} {'rerun (s)':>10} {'changed':>8} {'ctl CPU (s)':>12}"
-        f" {'node CPU (s)':>13} {'x 1-node':>9} {'rerun@quota (s)':>16} {'x 1-node':>9}"
+        f" {'node CPU (s)':>13} {'x 1-node':>9}"
+        + "".join(f" {f'rerun@{q} (s)':>15} {'x 1-node':>9}" for q in quotas)
     )
-    base, base_own = rows[0].shared.wall, rows[0].own.wall if rows[0].own else None
+    base = rows[0].shared.wall
     for row in rows:
-        own = (
-            f"{row.own.wall:>16.1f} {row.own.wall / base_own:>9.2f}" if row.own and base_own else ""
+        own = "".join(
+            f" {run.wall:>15.1f} {run.wall / first.wall:>9.2f}"
+            for run, first in zip(row.own, rows[0].own, strict=True)
         )
         print(
             f"{row.nodes:>5} {row.full.wall:>9.1f} {row.shared.wall:>10.1f} {row.shared.changed:>8}"
             f" {row.shared.controller_cpu:>12.1f} {row.shared.node_cpu:>13.1f}"
-            f" {row.shared.wall / base:>9.2f} {own}"
+            f" {row.shared.wall / base:>9.2f}{own}"
         )
     last, first = rows[-1], rows[0]
     headline = f"no-change rerun, {last.nodes} nodes vs {first.nodes}: "
-    if last.own and first.own:
-        headline += (
-            f"{last.own.wall / first.own.wall:.2f}x with each node held to"
-            f" {args.cpus_per_node} CPU; "
-        )
+    for quota, run, first_run in zip(quotas, last.own, first.own, strict=True):
+        headline += f"{run.wall / first_run.wall:.2f}x with each node held to {quota} CPU; "
     headline += f"{last.shared.wall / first.shared.wall:.2f}x with all nodes sharing {cores} cores"
     print(headline)
 

@@ -10,9 +10,14 @@ from typing import Any
 
 # This project's actions that stand in for a builtin one (plugins/action): recorded under its name.
 STANDS_IN = {
-    f"{prefix}sglfleet_{name}": f"ansible.builtin.{name}"
+    f"{prefix}sglfleet_{name}": f"ansible.builtin.{builtin}"
     for prefix in ("", "ansible.legacy.")
-    for name in ("template", "copy", "file")
+    for name, builtin in (
+        ("template", "template"),
+        ("copy", "copy"),
+        ("file", "file"),
+        ("systemd", "systemd_service"),
+    )
 }
 
 

@@ -14,6 +14,7 @@ unchanged, so a difference is always found and fixed by the builtin module. docs
 from __future__ import annotations
 
 import stat
+import sys
 from typing import Any
 
 from ansible.plugins.action.copy import ActionModule as CopyAction  # type: ignore[import-untyped]
@@ -23,8 +24,20 @@ ANSWERABLE = frozenset(
     {"path", "dest", "_original_basename", "recurse", "state", "owner", "group", "mode"}
     | {"follow", "force", "unsafe_writes"}
 )
-# Set by this project's sglfleet_node_files action on its result: the play it read in.
+# Set by this project's sglfleet_node_files action on its result: the play it read in, and the
+# host's count of changed or failed results at the read (callback sglfleet_changes).
 PLAY_KEY = "sglfleet_play"
+CHANGES_KEY = "sglfleet_changes"
+REGISTRY = "sglfleet_run_changes"
+
+
+def host_changes(task_vars: dict[str, Any]) -> int | None:
+    """The host's count of changed or failed results so far, or None without the callback."""
+    counts = getattr(sys.modules.get(REGISTRY), "counts", None)
+    host = task_vars.get("inventory_hostname")
+    if not isinstance(counts, dict) or not isinstance(host, str):
+        return None
+    return int(counts.get(host, 0))
 
 
 def _role_read(task: Any, task_vars: dict[str, Any]) -> dict[str, Any] | None:
@@ -37,7 +50,17 @@ def _role_read(task: Any, task_vars: dict[str, Any]) -> dict[str, Any] | None:
     play = task.get_play()
     if play is None or registered.get(PLAY_KEY) != play._uuid:
         return None
+    # Nothing changed on the host since the read (else it may be stale: run the builtin module).
+    seen = registered.get(CHANGES_KEY)
+    if seen is None or host_changes(task_vars) != seen:
+        return None
     return registered
+
+
+def role_node_units(task: Any, task_vars: dict[str, Any]) -> dict[str, Any] | None:
+    """The systemd units the task's role read in this play, or None."""
+    units = (_role_read(task, task_vars) or {}).get("units")
+    return units if isinstance(units, dict) else None
 
 
 def role_node_files(task: Any, task_vars: dict[str, Any]) -> dict[str, Any] | None:

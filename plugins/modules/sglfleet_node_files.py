@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Read the state of a role's files on a node in one module run (read-only)."""
+"""Read the state of a role's files and systemd units on a node in one module run (read-only)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import grp
 import hashlib
 import os
 import pwd
+import shutil
 import stat
+import subprocess
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -33,6 +35,13 @@ options:
     type: list
     elements: path
     default: []
+  units:
+    description:
+      - systemd units whose properties (C(systemctl show)) and boot setting
+        (C(systemctl is-enabled -l)) are read too. C(sglfleet_systemd) answers from them.
+    type: list
+    elements: str
+    default: []
   max_checksum_size:
     description: Regular files larger than this get no checksum (the actions then run the module).
     type: int
@@ -49,6 +58,13 @@ listed:
   description: The folders of O(dirs) whose entries were read (a path missing there is absent).
   returned: always
   type: list
+units:
+  description:
+    - Unit -> C(show_rc), C(status) (the properties, as the systemd_service module returns them),
+      C(enabled_rc) and C(enabled) (what C(systemctl is-enabled -l) printed). Empty without
+      systemctl.
+  returned: always
+  type: dict
 """
 
 
@@ -121,18 +137,69 @@ def read_files(
     return files, listed
 
 
+def parse_show(text: str) -> dict[str, str]:
+    """`systemctl show` output as a dict, as the systemd_service module reads it.
+
+    Only an `Exec*` value opened with `{` and not closed on its line runs on to the line ending in
+    `}` (a Description may start with `{` and stay on one line).
+    """
+    status: dict[str, str] = {}
+    key: str | None = None
+    pending: list[str] = []
+    for line in text.splitlines():
+        if key is not None:
+            pending.append(line)
+            if line.rstrip().endswith("}"):
+                status[key] = "\n".join(pending).strip()
+                key, pending = None, []
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            continue
+        opens = name.startswith("Exec") and value.lstrip().startswith("{")
+        if opens and not value.rstrip().endswith("}"):
+            key, pending = name, [value]
+            continue
+        status[name] = value.strip()
+    if key is not None:
+        status[key] = "\n".join(pending).strip()
+    return status
+
+
+def read_units(units: list[str]) -> dict[str, Any]:
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return {}
+    read: dict[str, Any] = {}
+    for unit in units:
+        show = subprocess.run(
+            [systemctl, "show", unit], capture_output=True, text=True, check=False
+        )
+        enabled = subprocess.run(
+            [systemctl, "is-enabled", "-l", unit], capture_output=True, text=True, check=False
+        )
+        read[unit] = {
+            "show_rc": show.returncode,
+            "status": parse_show(show.stdout) if show.returncode == 0 else {},
+            "enabled_rc": enabled.returncode,
+            "enabled": enabled.stdout.strip(),
+        }
+    return read
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "paths": {"type": "list", "elements": "path", "default": []},
             "dirs": {"type": "list", "elements": "path", "default": []},
+            "units": {"type": "list", "elements": "str", "default": []},
             "max_checksum_size": {"type": "int", "default": 4 * 1024 * 1024},
         },
         supports_check_mode=True,
     )
     params = module.params
     files, listed = read_files(params["paths"], params["dirs"], params["max_checksum_size"])
-    module.exit_json(changed=False, files=files, listed=listed)
+    module.exit_json(changed=False, files=files, listed=listed, units=read_units(params["units"]))
 
 
 if __name__ == "__main__":

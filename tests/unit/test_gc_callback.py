@@ -80,7 +80,7 @@ def _frozen_counts(tmp_path: Path, enabled: str) -> list[int]:
 
 def test_ansible_cfg_enables_the_callback() -> None:
     config = (ROOT / "ansible.cfg").read_text()
-    assert "callbacks_enabled = sglfleet_gc" in config
+    assert "callbacks_enabled = sglfleet_gc, sglfleet_changes" in config
     assert "callback_plugins = ./plugins/callback" in config
 
 

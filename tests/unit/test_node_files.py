@@ -84,8 +84,10 @@ def _play(tmp_path: Path, plays: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _run(tmp_path: Path, playbook: Path, *extra: str) -> list[dict[str, Any]]:
-    """The task results of a run, in order: {name, changed, answered, failed}."""
+def _run(
+    tmp_path: Path, playbook: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The task results of a run, in order: {name, changed, answered}."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
@@ -94,6 +96,7 @@ def _run(tmp_path: Path, playbook: Path, *extra: str) -> list[dict[str, Any]]:
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_LOCALHOST_WARNING="False",
         ANSIBLE_VARS_ENABLED="host_group_vars",
+        **(env_extra or {}),
     )
     proc = subprocess.run(
         [
@@ -194,12 +197,28 @@ def test_check_mode_reports_drift_and_changes_nothing(tmp_path: Path, demo: Path
     checked = _run(tmp_path, demo, "--check", "--diff")
     assert _by_name(checked, "changed")["Template"] is True
     assert (out / "a.conf").read_text() == "edited by hand\n"
+    # After the template reported a change, the read may be stale: the builtin path decides.
     assert _by_name(checked, "answered") == {
         "Folder": True,
         "Template": False,
-        "Copy": True,
-        "Absent": True,
+        "Copy": False,
+        "Absent": False,
     }
+    assert _by_name(checked, "changed") == {
+        "Folder": False,
+        "Template": True,
+        "Copy": False,
+        "Absent": False,
+    }
+
+
+def test_nothing_is_answered_without_the_change_counting_callback(
+    tmp_path: Path, demo: Path
+) -> None:
+    _run(tmp_path, demo)
+    results = _run(tmp_path, demo, env_extra={"ANSIBLE_CALLBACKS_ENABLED": "sglfleet_gc"})
+    assert _by_name(results, "changed") == dict.fromkeys(ACTIONS, False)
+    assert _by_name(results, "answered") == dict.fromkeys(ACTIONS, False)
 
 
 def test_a_read_from_an_earlier_play_is_never_used(tmp_path: Path) -> None:
@@ -284,3 +303,198 @@ def test_every_role_that_uses_the_actions_reads_its_files_first() -> None:
         read = main[reads[0]]
         assert read["register"] == f"__{role.name}_node_files", role.name
         assert reads[0] <= 1, f"{role.name}: the read comes before the role writes anything"
+
+
+# A stand-in for systemctl on this machine (no systemd here; the lab's nodes run the real one):
+# each unit's state is two files, and every call is logged.
+FAKE_SYSTEMCTL = r"""#!/bin/sh
+dir="$SGLFLEET_FAKE_SYSTEMD"
+echo "$*" >> "$dir/calls"
+[ "$1" = "--no-pager" ] && shift
+verb="$1"; shift
+[ "$1" = "-l" ] && shift
+unit="$1"
+active=$(cat "$dir/$unit.active" 2>/dev/null || echo inactive)
+enabled=$(cat "$dir/$unit.enabled" 2>/dev/null || echo disabled)
+case "$verb" in
+  show)
+    if [ -e "$dir/$unit.active" ]; then load=loaded; else load=not-found; fi
+    printf 'Id=%s\nLoadState=%s\nActiveState=%s\nDescription={ demo\n' "$unit" "$load" "$active"
+    printf 'ExecStart={ path=/bin/true ; argv[]=/bin/true ;\n  status=0/0 }\nUnitFileState=%s\n' \
+      "$enabled";;
+  is-enabled) echo "$enabled"; [ "$enabled" = enabled ] || exit 1;;
+  enable) echo enabled > "$dir/$unit.enabled";;
+  disable) echo disabled > "$dir/$unit.enabled";;
+  start|restart|reload) echo active > "$dir/$unit.active";;
+  stop) echo inactive > "$dir/$unit.active";;
+  daemon-reload) ;;
+  *) echo "fake systemctl: $verb" >&2; exit 1;;
+esac
+"""
+UNIT_TASKS: list[dict[str, Any]] = [
+    {
+        "name": "Touch",
+        "ansible.builtin.command": "true",
+        "changed_when": True,
+        "when": "demo_touch | default(false) | bool",
+    },
+    {"name": "Enable", "sglfleet_systemd": {"name": "demo.service", "enabled": True}},
+    {
+        "name": "Start",
+        "sglfleet_systemd": {"name": "demo.service", "state": "started"},
+        "register": "__demo_started",
+    },
+    {
+        "name": "Both",
+        "sglfleet_systemd": {
+            "name": "demo.service",
+            "enabled": True,
+            "state": "{{ 'restarted' if demo_restart | default(false) | bool else 'started' }}",
+            "daemon_reload": "{{ demo_restart | default(false) | bool }}",
+        },
+    },
+    {
+        "name": "Status",
+        "ansible.builtin.assert": {
+            "that": ["__demo_started.status.Id == 'demo.service'"],
+        },
+    },
+]
+UNIT_ACTIONS = ["Enable", "Start", "Both"]
+
+
+@pytest.fixture
+def units(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    role = tmp_path / "roles" / "svc" / "tasks"
+    role.mkdir(parents=True)
+    read = {
+        "name": "Read the role's files and units on the node",
+        "sglfleet_node_files": {"units": ["demo.service"]},
+        "register": "__svc_node_files",
+    }
+    (role / "main.yml").write_text(yaml.safe_dump([read, *UNIT_TASKS]))
+    state = tmp_path / "systemd"
+    state.mkdir()
+    (state / "demo.service.active").write_text("inactive\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (bin_dir / "systemctl").chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SGLFLEET_FAKE_SYSTEMD": str(state),
+    }
+    return _play(tmp_path, [{"roles": ["svc"]}]), env
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    log = tmp_path / "systemd" / "calls"
+    calls = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return calls
+
+
+def _units_by_name(results: list[dict[str, Any]], key: str) -> dict[str, bool]:
+    return {r["name"]: r[key] for r in results if r["name"] in UNIT_ACTIONS}
+
+
+def test_running_enabled_units_are_answered_from_the_read(
+    tmp_path: Path, units: tuple[Path, dict[str, str]]
+) -> None:
+    playbook, env = units
+    first = _run(tmp_path, playbook, env_extra=env)
+    assert _units_by_name(first, "changed") == {"Enable": True, "Start": True, "Both": False}
+    assert _units_by_name(first, "answered") == dict.fromkeys(UNIT_ACTIONS, False)
+    assert {"enable demo.service", "start demo.service"} <= set(_calls(tmp_path))
+    second = _run(tmp_path, playbook, env_extra=env)
+    assert _units_by_name(second, "changed") == dict.fromkeys(UNIT_ACTIONS, False)
+    assert _units_by_name(second, "answered") == dict.fromkeys(UNIT_ACTIONS, True)
+    # One read (show, is-enabled) and no other systemctl run.
+    assert _calls(tmp_path) == ["show demo.service", "is-enabled -l demo.service"]
+    checked = _run(tmp_path, playbook, "--check", "--diff", env_extra=env)
+    assert _units_by_name(checked, "answered") == dict.fromkeys(UNIT_ACTIONS, True)
+
+
+def test_a_stopped_or_disabled_unit_goes_to_the_module(
+    tmp_path: Path, units: tuple[Path, dict[str, str]]
+) -> None:
+    playbook, env = units
+    _run(tmp_path, playbook, env_extra=env)
+    (tmp_path / "systemd" / "demo.service.active").write_text("inactive\n")
+    (tmp_path / "systemd" / "demo.service.enabled").write_text("disabled\n")
+    _calls(tmp_path)
+    results = _run(tmp_path, playbook, env_extra=env)
+    assert _units_by_name(results, "answered") == dict.fromkeys(UNIT_ACTIONS, False)
+    assert _units_by_name(results, "changed") == {"Enable": True, "Start": True, "Both": False}
+    assert {"enable demo.service", "start demo.service"} <= set(_calls(tmp_path))
+    assert (tmp_path / "systemd" / "demo.service.active").read_text().strip() == "active"
+
+
+def test_a_change_since_the_read_and_a_restart_go_to_the_module(
+    tmp_path: Path, units: tuple[Path, dict[str, str]]
+) -> None:
+    playbook, env = units
+    _run(tmp_path, playbook, env_extra=env)
+    touched = _run(tmp_path, playbook, "-e", "demo_touch=true", env_extra=env)
+    assert _units_by_name(touched, "answered") == dict.fromkeys(UNIT_ACTIONS, False)
+    assert _units_by_name(touched, "changed") == dict.fromkeys(UNIT_ACTIONS, False)
+    _calls(tmp_path)
+    restarted = _run(tmp_path, playbook, "-e", "demo_restart=true", env_extra=env)
+    assert _units_by_name(restarted, "answered") == {"Enable": True, "Start": True, "Both": False}
+    assert _units_by_name(restarted, "changed")["Both"] is True
+    assert {"daemon-reload", "restart demo.service"} <= set(_calls(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("args", "recorded", "answered"),
+    [
+        ({"name": "a.service", "enabled": True, "state": "started"}, {}, True),
+        ({"name": "a.service", "enabled": "yes"}, {}, True),
+        ({"name": "a.service", "state": "started", "daemon_reload": False}, {}, True),
+        ({"name": "a.service", "state": "started", "daemon_reload": "False"}, {}, True),
+        ({"name": "a.service", "state": "started", "daemon_reload": True}, {}, False),
+        ({"name": "a.service", "state": "restarted"}, {}, False),
+        ({"name": "a.service", "state": "reloaded"}, {}, False),
+        ({"name": "a.service", "state": "stopped"}, {}, False),
+        ({"name": "a.service", "enabled": False}, {}, False),
+        ({"name": "a.service", "masked": False, "state": "started"}, {}, False),
+        ({"name": "a.service", "scope": "user", "state": "started"}, {}, False),
+        ({"name": "a.service"}, {}, True),
+        ({"name": "a.service"}, {"LoadState": "not-found", "ActiveState": "inactive"}, True),
+        ({"name": "b.service", "state": "started"}, {}, False),
+        ({"name": "a.service", "state": "started"}, {"ActiveState": "failed"}, False),
+        ({"name": "a.service", "state": "started"}, {"ActiveState": "activating"}, True),
+        ({"name": "a.service", "state": "started"}, {"LoadState": "not-found"}, False),
+        ({"name": "a.service", "state": "started"}, {"LoadError": "bad"}, False),
+        ({"name": "a.service", "enabled": True}, {"enabled": "enabled-runtime"}, False),
+        ({"name": "a.service", "enabled": True}, {"enabled": "indirect"}, False),
+        ({"name": "a.service", "enabled": True}, {"enabled": "static"}, True),
+        ({"name": "a.service", "enabled": True}, {"enabled_rc": 1}, False),
+    ],
+)
+def test_systemd_arguments_the_read_cannot_answer_go_to_the_module(
+    args: dict[str, Any], recorded: dict[str, Any], answered: bool
+) -> None:
+    systemd = _load(ROOT / "plugins" / "action" / "sglfleet_systemd.py")
+    status = {"LoadState": "loaded", "ActiveState": "active"}
+    status.update({k: v for k, v in recorded.items() if k[0].isupper()})
+    unit = {"show_rc": 0, "status": status, "enabled_rc": 0, "enabled": "enabled"}
+    unit.update({k: v for k, v in recorded.items() if k[0].islower()})
+    result = systemd.answer(args, {"a.service": unit})
+    assert (result is not None) is answered
+    if result is not None:
+        assert result["changed"] is False and result["status"] is status
+
+
+def test_the_unit_read_parses_show_as_the_builtin_module_does() -> None:
+    module = _load(ROOT / "plugins" / "modules" / "sglfleet_node_files.py")
+    text = (
+        "Id=a.service\nDescription={ not a block\nExecStart={ path=/bin/x ; argv[]=/bin/x ;\n"
+        "  status=0/0 }\nActiveState=active\n"
+    )
+    assert module.parse_show(text) == {
+        "Id": "a.service",
+        "Description": "{ not a block",
+        "ExecStart": "{ path=/bin/x ; argv[]=/bin/x ;\n  status=0/0 }",
+        "ActiveState": "active",
+    }

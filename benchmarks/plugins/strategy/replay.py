@@ -117,7 +117,7 @@ class ReplayAction(ActionBase):  # type: ignore[misc]
             self._render_template(task_vars)
         if self._task.action in ("sglfleet_node_files", "ansible.legacy.sglfleet_node_files"):
             # Recorded before the role read existed: an empty read (every file action then replays).
-            return {"changed": False, "files": {}, "listed": []}
+            return {"changed": False, "files": {}, "listed": [], "units": {}}
         result = recorded_result(_RECORDING, recorded_host, key, item, has_item)
         if result is None:
             if _MISSES:

@@ -90,7 +90,7 @@ def run_playbook(
         "ANSIBLE_VARS_ENABLED": "host_group_vars,sglfleet_plan",
         # ansible-runner adds its own callback folder to this one.
         "ANSIBLE_CALLBACK_PLUGINS": str(root / "plugins" / "callback"),
-        "ANSIBLE_CALLBACKS_ENABLED": "sglfleet_gc",
+        "ANSIBLE_CALLBACKS_ENABLED": "sglfleet_gc,sglfleet_changes",
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(sglfleet_home() / "facts"),
         "SGLFLEET_PROJECT": str(root),
     }
