@@ -24,6 +24,8 @@ Prints a table and, last, the headline: per-host CPU at the largest size / at th
 
     python benchmarks/controller_scale.py [--sizes 10,100,1000] [--no-floor] [--sample K]
     python benchmarks/controller_scale.py record -i ~/.sglfleet/lab/inventory
+
+Forks are sized as the CLI sizes them (`forks_for`); SGLFLEET_BENCH_FORKS=N runs with N instead.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ def replay(
         "-i",
         str(inv / "hosts.yml"),
         "--forks",
-        str(forks_for(len(targets))),
+        str(int(os.environ.get("SGLFLEET_BENCH_FORKS", "0")) or forks_for(len(targets))),
         str(ROOT / "site.yml"),
     ]
     if len(targets) < count:
