@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from sglfleet.hardware import line_rate  # noqa: E402
 from sglfleet.preflight import nccl as preflight  # noqa: E402
 
 BENCH = ROOT / "roles" / "nccl_tuning" / "files" / "sglfleet-allreduce-bench"
@@ -208,7 +209,7 @@ def recorded() -> dict[str, Any] | None:
 def report(document: dict[str, Any], source: str) -> None:
     info = document["machine"]
     gpu = info["gpus"][0] if info["gpus"] else None
-    rate, rate_source = preflight.gpu_line_rate(gpu)
+    rate, rate_source = line_rate(gpu)
     print(f"# {source}")
     print(f"# machine: {len(info['gpus'])} x {gpu}, driver {info['driver']}, NCCL {info['nccl']}")
     for name, doc in document["runs"].items():

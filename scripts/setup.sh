@@ -18,7 +18,7 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e ".[dev]"
 if [ "${1:-}" = "--sglang" ]; then
-  SGLANG_VERSION=$(sed -n 's/^sglfleet_sglang_version_default = "\(.*\)"/\1/p' src/sglfleet/versions.py)
+  SGLANG_VERSION=$(sed -n 's/^SGLANG_VERSION = "\(.*\)"/\1/p' src/sglfleet_sglang/__init__.py)
   if [ ! -x .cache/sglang-venv/bin/python ] || ! .cache/sglang-venv/bin/python -c "import sglang" 2>/dev/null; then
     mkdir -p .cache
     "$PY" -m venv .cache/sglang-venv

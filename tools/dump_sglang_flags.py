@@ -4,7 +4,7 @@
 Run with the python of a venv that has the pinned SGLang installed, e.g.
 
     /work/sglang-venv/bin/python tools/dump_sglang_flags.py \
-        > src/sglfleet_rehearsal/sglang_0_5_23_flags.json
+        > src/sglfleet_sglang/sglang_0_5_23_flags.json
 
 The catalog records, for every option of `python -m sglang.launch_server` (flag spellings, dest,
 action kind, nargs, type, choices, const, default, required) and how SGLang's `--config FILE`

@@ -20,8 +20,8 @@ from sglfleet.packages import selection_pending as sglfleet_selection_pending  #
 from sglfleet.pyzip import build  # noqa: E402
 
 
-def sglfleet_pyz(package_dir: str) -> str:
-    """Controller path of a reproducible zip of this package (built once, content-addressed)."""
+def sglfleet_pyz(package_dir: str | list[str]) -> str:
+    """Controller path of a reproducible zip of this package, or of these packages in one zip."""
     return str(build(package_dir))
 
 

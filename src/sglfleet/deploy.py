@@ -5,35 +5,38 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
-from sglfleet.errors import InventoryError, SglfleetError
+from sglfleet import checks
+from sglfleet.errors import SglfleetError
 from sglfleet.events import Event, RunState
 from sglfleet.inventory import load_inventory
 from sglfleet.models import ClusterPlan, Inventory
 from sglfleet.runner import RunResult, forks_for, run_playbook
-from sglfleet.topology import memory_problems, plan
+from sglfleet.topology import plan
+from sglfleet.ui.render import LiveRun, err_console, print_recap
 
 
-def require_fit(inventory: Inventory) -> None:
-    """Raise InventoryError (exit 2) naming every group whose model does not fit its GPUs."""
-    problems = memory_problems(inventory)
-    if problems:
-        raise InventoryError(problems, inventory.path)
+class Cluster(NamedTuple):
+    """A command's inventory and its plan, loaded, checked and planned once."""
+
+    inventory: Inventory
+    plan: ClusterPlan
 
 
-def _validated(inventory: Path) -> tuple[Inventory, ClusterPlan]:
+def load_cluster(inventory: Path, *, require_fit: bool = True) -> Cluster:
+    """Load, check and plan; raises InventoryError (exit 2) before any host is contacted.
+
+    `require_fit`: a group whose model does not fit its GPUs is an error too (`sglfleet plan`
+    leaves it out to show the plan first, then calls `checks.require_fit`).
+    """
     loaded = load_inventory(inventory)
     cluster = plan(loaded)
-    require_fit(loaded)
-    return loaded, cluster
-
-
-def validate(inventory: Path) -> ClusterPlan:
-    """Everything checkable without a host; raises InventoryError (exit 2) before any connection."""
-    return _validated(inventory)[1]
+    if require_fit:
+        checks.require_fit(loaded)
+    return Cluster(loaded, cluster)
 
 
 def parse_extra_vars(items: list[str]) -> dict[str, Any]:
@@ -61,10 +64,9 @@ def converge(
     playbook: str = "site.yml",
     extravars: dict[str, Any] | None = None,
 ) -> RunResult:
-    loaded, _ = _validated(inventory)
+    loaded = load_cluster(inventory).inventory
     # A user's ANSIBLE_FORKS wins; otherwise one fork per host (runner.forks_for).
     forks = None if os.environ.get("ANSIBLE_FORKS") else forks_for(len(loaded.hosts))
-    from sglfleet.ui.render import LiveRun, err_console, print_recap
 
     def run(on_event: Callable[[Event, RunState], None] | None) -> RunResult:
         return run_playbook(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -43,3 +44,9 @@ class InventoryError(SglfleetError):
         noun = "problem" if len(problems) == 1 else "problems"
         super().__init__(f"inventory {path}: {len(problems)} {noun}", "", problems)
         self.path = path
+
+
+def readable_order(problems: Iterable[Problem]) -> list[Problem]:
+    """Drop repeats; cluster-wide problems first, then host by host (stable within each)."""
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.host is not None, p.host or ""))

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sglfleet.checks import problems as inventory_problems
+from sglfleet.cluster import replicas
 from sglfleet.errors import InventoryError, Problem
 from sglfleet.inventory import load_inventory
 from sglfleet.launch import launch_table
@@ -24,7 +26,7 @@ from sglfleet.security import (
     address_problems,
     rule_templates,
 )
-from sglfleet.topology import check, plan, replicas, router_workers
+from sglfleet.topology import plan, router_workers
 
 GPU_GROUP = "sglfleet_gpu_nodes"
 
@@ -54,7 +56,7 @@ class InventoryPlans:
 
 
 def host_plans(inv: Inventory) -> dict[str, dict[str, Any]]:
-    """`sglfleet_plan` of every host of a valid inventory (`check(inv)` found nothing)."""
+    """`sglfleet_plan` of every host of a valid inventory (`checks.problems(inv)` found nothing)."""
     cluster = plan(inv, checked=True)
     launches = launch_table(inv, cluster)
     workers: dict[str, Any] | None = None
@@ -104,7 +106,7 @@ def inventory_plans(
         inv = load_inventory(path, extra_vars=extra_vars)
     except InventoryError as exc:
         return InventoryPlans(path, problems=tuple(problem_lines(exc.problems)))
-    problems = check(inv)
+    problems = inventory_problems(inv)
     if problems:
         return InventoryPlans(path, problems=tuple(problem_lines(problems)))
     return InventoryPlans(path, hosts=host_plans(inv))

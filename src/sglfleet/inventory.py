@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from sglfleet.errors import InventoryError, Problem
+from sglfleet.checks import partial
+from sglfleet.errors import InventoryError, Problem, readable_order
 from sglfleet.models import (
     Host,
     Inventory,
@@ -27,6 +29,7 @@ from sglfleet.models import (
     ServingGroupSpec,
 )
 from sglfleet.paths import project_root
+from sglfleet_sglang import SGLANG_VERSION
 
 SECRET_SUFFIXES = ("_api_key", "_token", "_password", "_secret")
 
@@ -556,17 +559,13 @@ def load_inventory(
     inventory = _cluster(base, hosts, global_vars, collected)
     if problems:
         if inventory is not None:
-            from sglfleet.validate import partial_checks
-
-            problems += partial_checks(
+            problems += partial(
                 inventory,
                 failed_hosts=collected.failed_hosts,
                 failed_models=collected.failed_models,
                 failed_groups=collected.failed_groups,
                 router_failed=collected.router_failed,
             )
-        from sglfleet.validate import readable_order
-
         raise InventoryError(readable_order(problems), str(base))
     assert inventory is not None
     return inventory
@@ -598,8 +597,6 @@ def _location(loc: tuple[int | str, ...]) -> str:
 def _pydantic_problems(
     exc: Exception, host: str | None, prefix: str, model: type[Any] | None = None
 ) -> list[Problem]:
-    from pydantic import BaseModel, ValidationError
-
     if not isinstance(exc, ValidationError):
         return [Problem(str(exc), "check the value's type", host=host)]
     fields: set[str] = set()
@@ -771,7 +768,7 @@ def _cluster(
             models=models,
             serving_groups=tuple(groups),
             router=router,
-            sglang_version=str(gv.get("sglfleet_sglang_version", "0.5.23")),
+            sglang_version=str(gv.get("sglfleet_sglang_version", SGLANG_VERSION)),
             engine=engine,
             install_dir=str(gv.get("sglfleet_install_dir", "/opt/sglfleet")),
             config_dir=str(gv.get("sglfleet_config_dir", "/etc/sglfleet")),

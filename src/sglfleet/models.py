@@ -116,7 +116,6 @@ class Inventory(StrictModel):
     config_dir: str = "/etc/sglfleet"
     models_dir: str = "/var/lib/sglfleet/models"
     api_key: Secret | None = None
-    nccl_env: dict[str, str] = Field(default_factory=dict)
     global_vars: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sglfleet.cluster import service_address
 from sglfleet.models import ClusterPlan, Inventory
-from sglfleet.topology import plan, service_address
+from sglfleet.topology import plan
 
 DEFAULT_NODE_EXPORTER_PORT = 9100
 DEFAULT_DCGM_EXPORTER_PORT = 9400

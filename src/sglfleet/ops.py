@@ -10,11 +10,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from sglfleet.errors import SglfleetError
 from sglfleet.models import Host
@@ -31,7 +28,6 @@ from sglfleet.rollout.steps import (
     unreachable_hosts,
     wait_ready,
 )
-from sglfleet.status import collect_status
 
 Write = Callable[[str], None]
 _TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
@@ -263,107 +259,3 @@ def _follow(commands: list[tuple[str, list[str]]], width: int, write: Write) -> 
         for proc in procs:
             proc.terminate()
     return 0
-
-
-# -- status with versions, router membership and uptime ------------------------------------------
-
-
-def _server_info(url: str, api_key: str | None) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    for path in ("/get_server_info", "/server_info"):
-        try:
-            response = httpx.get(f"{url}{path}", headers=headers, timeout=5.0)
-        except httpx.HTTPError:
-            return {}
-        if response.status_code == 200:
-            info: dict[str, Any] = response.json()
-            return info
-    return {}
-
-
-def _uptime(since: str) -> str:
-    """systemd's ActiveEnterTimestamp ("Sun 2026-11-22 10:30:00 UTC") -> "1h02m"."""
-    parts = since.split()
-    if len(parts) < 3:
-        return ""
-    try:
-        stamp = datetime.strptime(f"{parts[1]} {parts[2]}", "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return ""
-    stamp = stamp.replace(tzinfo=UTC) if parts[3:4] == ["UTC"] else stamp.astimezone()
-    seconds = max(0, int((datetime.now(UTC) - stamp).total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
-def extended_status(inventory: Path) -> dict[str, Any]:
-    """`collect_status` plus SGLang version, served model, GPU memory, uptime and membership."""
-    document = collect_status(inventory)
-    cluster = load_cluster(inventory)
-    router = cluster.router()
-    members: dict[str, bool] = {}
-    router_error = ""
-    if router is not None:
-        try:
-            members = {w.url: w.healthy for w in router.workers()}
-        except SglfleetError as exc:
-            router_error = exc.message
-    drained = drained_groups()
-    targets = {t.name: t for t in cluster.targets}
-    for group in document["groups"]:
-        target = targets[group["name"]]
-        info = _server_info(target.rank0_url, cluster.api_key) if group["ready"] else {}
-        memory = [
-            state.get("memory_usage")
-            for state in info.get("internal_states") or []
-            if isinstance(state, dict) and state.get("memory_usage")
-        ]
-        url = target.rank0_url.rstrip("/")
-        group.update(
-            {
-                "sglang_version": info.get("version"),
-                "served_model": info.get("served_model_name") or target.model,
-                "rehearsal": bool(info.get("rehearsal", False)),
-                "gpu_memory": memory[0] if memory else None,
-                "in_router": (url in members) if router is not None else None,
-                "router_healthy": members.get(url),
-                "drained": drained.get(group["name"]),
-            }
-        )
-        for node in group["nodes"]:
-            node["uptime"] = _uptime(node.get("since", "")) if node.get("active") else ""
-    document["router_error"] = router_error
-    return document
-
-
-def render_extended_status(document: dict[str, Any]) -> None:
-    from sglfleet.ui.render import console, print_table
-
-    console.print(f"Endpoint: {document['endpoint']}")
-    if document.get("router_error"):
-        console.print(f"Router: {document['router_error']}")
-    rows = []
-    for group in document["groups"]:
-        membership = {None: "-", True: "in", False: "OUT"}[group["in_router"]]
-        if group.get("drained"):
-            membership = "drained"
-        for node in group["nodes"]:
-            rows.append(
-                [
-                    group["name"],
-                    "ready" if group["ready"] else "NOT READY",
-                    membership,
-                    group.get("sglang_version") or "?",
-                    group.get("served_model") or "",
-                    node["host"],
-                    node["node_rank"],
-                    node["state"],
-                    node.get("uptime", ""),
-                    node["restarts"],
-                ]
-            )
-    print_table(
-        "Serving groups",
-        ["group", "ready", "router", "sglang", "model", "host", "rank", "state", "up", "restarts"],
-        rows,
-    )

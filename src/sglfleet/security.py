@@ -6,16 +6,7 @@ by the group's members and by nobody else. Most of them are random unless pinned
 pins them with `pinned_ports` and the firewall opens exactly the same numbers: both come from
 this module, so the launch environment and the rules cannot drift apart.
 
-Port block of a serving group, from its `dist_init_port` D (SGLang 0.5.23 source):
-  D            torch.distributed rendezvous (TCPStore on rank 0), `--dist-init-addr`
-  D+1..D+6     dp-attention ZMQ sockets (PortArgs.init_new: port_base = D+1, +0..+5)
-  D+13         dp-attention worker-port handshake (DP_ATTENTION_HANDSHAKE_PORT_DELTA)
-  D+14         `--nccl-port` (else a random free port)
-  D+32..D+63   env SGLANG_PORT: get_open_port() searches upwards from it (broadcast queues,
-               dp worker ports) instead of asking the kernel for a random port
-  D+64         env SGLANG_TCP_STORE_PORT (global TCPStore; SGLang's default 29600)
-NCCL's own bootstrap and data sockets bind port 0, i.e. the kernel's ephemeral range, so members
-also accept each other there.
+The port block itself is SGLang's: `sglfleet_sglang.ports`.
 """
 
 from __future__ import annotations
@@ -23,21 +14,21 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sglfleet.cluster import Replica, replicas
 from sglfleet.errors import Problem
 from sglfleet.models import Host, Inventory
+from sglfleet_sglang.ports import (
+    BLOCK_SIZE,
+    DIST_INIT_ZMQ_OFFSETS,
+    DP_ATTENTION_HANDSHAKE_OFFSET,
+    NCCL_PORT_OFFSET,
+    SGLANG_PORT_OFFSET,
+    SGLANG_PORT_SPAN,
+    TCP_STORE_PORT_OFFSET,
+)
 
-if TYPE_CHECKING:
-    from sglfleet.topology import Replica
-
-DIST_INIT_ZMQ_OFFSETS = range(1, 7)
-DP_ATTENTION_HANDSHAKE_OFFSET = 13
-NCCL_PORT_OFFSET = 14
-SGLANG_PORT_OFFSET = 32
-SGLANG_PORT_SPAN = 32
-TCP_STORE_PORT_OFFSET = 64
-BLOCK_SIZE = TCP_STORE_PORT_OFFSET + 1
 # Linux's default net.ipv4.ip_local_port_range; a pinned port in it can be taken by any bind(0).
 LINUX_EPHEMERAL_RANGE = (32768, 60999)
 MONITORING_GROUP = "sglfleet_monitoring"
@@ -139,8 +130,6 @@ def address_problems(inv: Inventory, hosts: Iterable[str]) -> list[Problem]:
 
 def port_problems(inv: Inventory) -> list[Problem]:
     """Pinned port blocks that leave the valid range, enter the ephemeral range or hit a port."""
-    from sglfleet.topology import replicas
-
     problems: list[Problem] = []
     router_ports: dict[str, list[int]] = {}
     if inv.router is not None:
@@ -309,8 +298,6 @@ def rule_templates(
     (`finish_rules`): the client and monitoring networks, the controller's address, the kernel's
     ephemeral range and the exporter/UI ports. Returns {rules: [...], monitoring: [addresses]}.
     """
-    from sglfleet.topology import replicas
-
     monitoring = [
         a for h in inv.hosts.values() if MONITORING_GROUP in h.groups for a in host_addresses(h)
     ]

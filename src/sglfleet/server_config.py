@@ -12,8 +12,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from sglfleet_rehearsal.catalog import Catalog, Flag, load_catalog
-from sglfleet_rehearsal.config_file import config_to_args
+from sglfleet_sglang.catalog import Catalog, Flag, load_catalog
+from sglfleet_sglang.config_file import config_to_args
 
 # nargs values under which argparse takes one token, or a list of them.
 _LIST_NARGS = ("+", "*")

@@ -15,6 +15,7 @@ from sglfleet.errors import SglfleetError
 from sglfleet.inventory import load_inventory
 from sglfleet.runner import run_playbook
 from sglfleet.topology import plan
+from sglfleet.ui.render import console, print_table
 
 
 def probe_ready(url: str, timeout: float = 5.0) -> bool:
@@ -129,8 +130,6 @@ def collect_status(inventory: Path) -> dict[str, Any]:
 
 
 def render_status(document: dict[str, Any]) -> None:
-    from sglfleet.ui.render import console, print_table
-
     console.print(f"Endpoint: {document['endpoint']}")
     rows = []
     for group in document["groups"]:

@@ -1,8 +1,7 @@
 """Inventory checks beyond types and cross-references: values, addresses, ports, SGLang flags.
 
-Pure functions of the typed inventory; no I/O, no host is contacted. `topology.check()` calls
-`inventory_checks()`; `inventory.load_inventory()` calls `partial_checks()` so that one run
-reports the type errors and the cross-reference errors of everything that could be typed.
+Pure functions of the typed inventory; no I/O, no host is contacted. `checks.problems()` calls
+`inventory_checks()` and adds the cross-references between groups, hosts, models and router.
 """
 
 from __future__ import annotations
@@ -10,12 +9,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import re
-from collections.abc import Iterable
 from typing import Any
 
+from sglfleet.cluster import gpu_memory_gb, option_tokens
 from sglfleet.errors import Problem
 from sglfleet.gpu_stack import gpu_stack_checks
 from sglfleet.models import Inventory, ModelSpec, ServingGroupSpec
+from sglfleet.server_config import ServerConfigError, tokens_to_config
+from sglfleet_sglang.catalog import load_catalog, type_functions
 
 HUBS = ("huggingface", "modelscope")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -83,41 +84,6 @@ def inventory_checks(inv: Inventory) -> list[Problem]:
     problems += _router_checks(inv)
     problems += gpu_stack_checks(inv)
     return problems
-
-
-def readable_order(problems: Iterable[Problem]) -> list[Problem]:
-    """Drop repeats; cluster-wide problems first, then host by host (stable within each)."""
-    unique = list(dict.fromkeys(problems))
-    return sorted(unique, key=lambda p: (p.host is not None, p.host or ""))
-
-
-def partial_checks(
-    inv: Inventory,
-    *,
-    failed_hosts: Iterable[str] = (),
-    failed_models: Iterable[str] = (),
-    failed_groups: Iterable[str] = (),
-    router_failed: bool = False,
-) -> list[Problem]:
-    """Cross-checks of the parts that typed, minus what only follows from the parts that did not."""
-    from sglfleet.topology import check
-
-    bad_hosts = set(failed_hosts)
-    bad_models = set(failed_models)
-    bad_groups = set(failed_groups)
-    kept: list[Problem] = []
-    for problem in check(inv):
-        variable = problem.variable or ""
-        if problem.host and problem.host in bad_hosts:
-            continue
-        if variable.endswith(".model") and any(f"`{m}`" in problem.message for m in bad_models):
-            continue
-        if router_failed and variable.startswith("sglfleet_router"):
-            continue
-        if bad_groups and variable == "sglfleet_serving_groups":
-            continue
-        kept.append(problem)
-    return kept
 
 
 def _port_problem(
@@ -226,8 +192,6 @@ def _model_checks(model: ModelSpec) -> list[Problem]:
 
 
 def _host_checks(inv: Inventory) -> list[Problem]:
-    from sglfleet.topology import gpu_memory_gb
-
     problems: list[Problem] = []
     serving = {h for spec in inv.serving_groups for h in spec.hosts}
     for name, host in inv.hosts.items():
@@ -437,9 +401,6 @@ def _disaggregation_checks(inv: Inventory, spec: ServingGroupSpec) -> list[Probl
 def _flag_problems(
     tokens: list[str], variable: str, catalog: Any, by_option: dict[str, Any]
 ) -> list[Problem]:
-    from sglfleet.server_config import ServerConfigError, tokens_to_config
-    from sglfleet_rehearsal.catalog import type_functions
-
     try:
         tokens_to_config(tokens, catalog)
     except ServerConfigError as exc:
@@ -511,8 +472,6 @@ def _server_flag_checks(spec: ServingGroupSpec) -> list[Problem]:
     """server_args and extra_args must be flags the pinned SGLang accepts, with valid values."""
     if not spec.server_args and not spec.extra_args:
         return []
-    from sglfleet.topology import _option_tokens
-    from sglfleet_rehearsal.catalog import load_catalog
 
     catalog = load_catalog()
     by_option = catalog.by_option()
@@ -520,7 +479,7 @@ def _server_flag_checks(spec: ServingGroupSpec) -> list[Problem]:
     problems: list[Problem] = []
     for key, value in spec.server_args.items():
         problems += _flag_problems(
-            _option_tokens({key: value}), f"{var}.server_args.{key}", catalog, by_option
+            option_tokens({key: value}), f"{var}.server_args.{key}", catalog, by_option
         )
     if spec.extra_args:
         problems += _flag_problems(list(spec.extra_args), f"{var}.extra_args", catalog, by_option)

@@ -14,13 +14,13 @@ from types import FrameType
 
 import yaml
 
-from sglfleet_rehearsal import SGLANG_VERSION
-from sglfleet_rehearsal.catalog import build_parser, load_catalog
-from sglfleet_rehearsal.config_file import ConfigFileError, merge_config_with_args
 from sglfleet_rehearsal.group import Coordinator, Member, Timing
 from sglfleet_rehearsal.http_api import SECRET_FIELDS, EngineState, RehearsalServer
 from sglfleet_rehearsal.metrics import Metrics
 from sglfleet_rehearsal.weights import ModelCheckError, check_model_path
+from sglfleet_sglang import SGLANG_VERSION
+from sglfleet_sglang.catalog import build_parser, load_catalog
+from sglfleet_sglang.config_file import ConfigFileError, merge_config_with_args
 
 logger = logging.getLogger("sglfleet_rehearsal")
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sglfleet_rehearsal import SGLANG_VERSION
 from sglfleet_rehearsal.generation import chat_prompt_text, count_tokens, plan_tokens
 from sglfleet_rehearsal.metrics import Metrics
 from sglfleet_rehearsal.weights import ModelInfo
+from sglfleet_sglang import SGLANG_VERSION
 
 logger = logging.getLogger("sglfleet_rehearsal")
 

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "verify":
             result = verify_dir(args.dir, options, args.manifest)
         else:
+            # lazy: the hub clients load only when a download needs them
             from sglfleet_stage.hub import download, read_token
 
             token = read_token(args.hub, args.token_file)

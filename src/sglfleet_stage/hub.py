@@ -42,6 +42,7 @@ def fetch_tree(hub: str, repo_id: str, revision: str, token: str | None) -> list
     """The repository's file list at `revision`, in the Hugging Face tree API's JSON shape."""
     entries: list[dict[str, Any]] = []
     if hub == "huggingface":
+        # lazy: optional dependency, installed only for this hub
         from huggingface_hub import HfApi  # type: ignore[import-not-found,unused-ignore]
 
         api = HfApi(token=token)
@@ -62,6 +63,7 @@ def fetch_tree(hub: str, repo_id: str, revision: str, token: str | None) -> list
                 }
             entries.append(entry)
     elif hub == "modelscope":
+        # lazy: optional dependency, installed only for this hub
         from modelscope.hub.api import HubApi  # type: ignore[import-not-found,unused-ignore]
 
         api = HubApi()
@@ -94,6 +96,7 @@ def _snapshot(
 ) -> None:
     patterns = [glob.escape(p) for p in paths]
     if hub == "huggingface":
+        # lazy: optional dependency, installed only for this hub
         from huggingface_hub import snapshot_download
 
         snapshot_download(
@@ -105,6 +108,7 @@ def _snapshot(
             token=token,
         )
     else:
+        # lazy: optional dependency, installed only for this hub
         from modelscope.hub.snapshot_download import (  # type: ignore[import-not-found,unused-ignore]
             snapshot_download as ms_snapshot_download,
         )

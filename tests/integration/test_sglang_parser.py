@@ -24,8 +24,8 @@ import yaml
 from sglfleet.inventory import load_inventory
 from sglfleet.server_config import tokens_to_config
 from sglfleet.topology import plan
-from sglfleet_rehearsal.catalog import build_parser, catalog_data, load_catalog
-from sglfleet_rehearsal.config_file import merge_config_with_args
+from sglfleet_sglang.catalog import build_parser, catalog_data, load_catalog
+from sglfleet_sglang.config_file import merge_config_with_args
 
 ROOT = Path(__file__).resolve().parents[2]
 SGLANG_PYTHON = os.environ.get("SGLFLEET_SGLANG_PYTHON")
@@ -160,7 +160,7 @@ def test_catalog_equals_what_sglangs_parser_says() -> None:
         check=True,
     )
     assert json.loads(dumped.stdout) == catalog_data(), (
-        "src/sglfleet_rehearsal/sglang_0_5_23_flags.json is stale: regenerate it with"
+        "src/sglfleet_sglang/sglang_0_5_23_flags.json is stale: regenerate it with"
         " tools/dump_sglang_flags.py"
     )
 

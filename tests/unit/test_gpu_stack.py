@@ -16,7 +16,7 @@ import yaml
 
 from sglfleet import gpu_stack
 from sglfleet.inventory import load_inventory
-from sglfleet.versions import sglfleet_sglang_version_default
+from sglfleet_sglang import SGLANG_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 METAL = ROOT / "tests" / "fixtures" / "metal"
@@ -58,20 +58,18 @@ def test_branch_580_supports_cuda_13_0_as_the_captured_h200_reports() -> None:
 
 def test_the_captured_hosts_toolkit_is_the_one_sglang_needs() -> None:
     installed = (H200 / "dpkg-query-nvidia").read_text()
-    needed = gpu_stack.cuda_required_by_sglang(sglfleet_sglang_version_default)
+    needed = gpu_stack.cuda_required_by_sglang(SGLANG_VERSION)
     assert needed == "13.0"
     assert f"cuda-nvcc-{needed.replace('.', '-')}\t" in installed
-    assert gpu_stack.cuda_toolkit_problems(needed, 580, sglfleet_sglang_version_default) == []
+    assert gpu_stack.cuda_toolkit_problems(needed, 580, SGLANG_VERSION) == []
 
 
 def test_sglang_table_matches_the_recorded_wheel_metadata() -> None:
-    record = (
-        ROOT / "tests" / "fixtures" / "wheels" / f"sglang-{sglfleet_sglang_version_default}.json"
-    )
+    record = ROOT / "tests" / "fixtures" / "wheels" / f"sglang-{SGLANG_VERSION}.json"
     if not record.exists():
         pytest.skip(f"{record.name} not recorded (tools/record_wheels.py writes it)")
     requires = json.loads(record.read_text())["requires_dist"]
-    needed = gpu_stack.cuda_required_by_sglang(sglfleet_sglang_version_default)
+    needed = gpu_stack.cuda_required_by_sglang(SGLANG_VERSION)
     assert needed is not None
     major = needed.split(".")[0]
     assert any(r.replace(" ", "").startswith(f"cuda-python>={major}") for r in requires)
@@ -80,8 +78,8 @@ def test_sglang_table_matches_the_recorded_wheel_metadata() -> None:
 
 def test_the_role_default_toolkit_is_the_pinned_sglangs() -> None:
     default = _defaults("cuda_toolkit")["cuda_toolkit_version"]
-    assert default == gpu_stack.cuda_required_by_sglang(sglfleet_sglang_version_default)
-    assert gpu_stack.cuda_toolkit_problems(default, "580", sglfleet_sglang_version_default) == []
+    assert default == gpu_stack.cuda_required_by_sglang(SGLANG_VERSION)
+    assert gpu_stack.cuda_toolkit_problems(default, "580", SGLANG_VERSION) == []
 
 
 @pytest.mark.parametrize(
@@ -120,9 +118,9 @@ def _inventory_with(tmp_path: Path, gpu_vars: dict[str, Any]) -> Path:
 
 
 def _plan_problems(directory: Path) -> list[str]:
-    from sglfleet.topology import check
+    from sglfleet import checks
 
-    return [f"{p.render()} || {p.hint}" for p in check(load_inventory(directory))]
+    return [f"{p.render()} || {p.hint}" for p in checks.problems(load_inventory(directory))]
 
 
 def test_the_example_inventory_plans_with_the_defaults() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from sglfleet.hardware import line_rate as gpu_line_rate
 from sglfleet.preflight import nccl as preflight
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,8 +240,8 @@ def test_thresholds_from_variables_override_line_rates() -> None:
     assert (t.nvlink_gbps, t.min_fraction, t.large_message_bytes) == (400.0, 0.9, GIB)
     check = by_name(preflight.evaluate(result(GOOD_ROWS), t, preflight.Context()))["nccl.busbw"]
     assert check.status == "fail"  # 346.8 < 0.9 x 400
-    assert preflight.gpu_line_rate("L40S-48GB")[0] == 32.0
-    assert preflight.gpu_line_rate("Mystery GPU")[0] is None
+    assert gpu_line_rate("L40S-48GB")[0] == 32.0
+    assert gpu_line_rate("Mystery GPU")[0] is None
 
 
 def test_table_summary_and_reference_comparison() -> None:

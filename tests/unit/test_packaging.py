@@ -466,19 +466,23 @@ def test_pd_example_uses_every_rail() -> None:
 
 
 def test_validate_names_hcas_a_host_lacks(tmp_path: Path) -> None:
-    from sglfleet.topology import check
+    from sglfleet import checks
 
     inventory = load_inventory(_pd_example(tmp_path, ib_device="mlx5_0,mlx5_9"))
-    problems = [p for p in check(inventory) if p.variable and p.variable.endswith(".ib_device")]
+    problems = [
+        p for p in checks.problems(inventory) if p.variable and p.variable.endswith(".ib_device")
+    ]
     assert {p.host for p in problems} == {"h200-p1", "h200-p2", "h200-d1", "h200-d2"}
     assert "mlx5_9" in problems[0].message and "comma-separated" in problems[0].hint
 
 
 def test_validate_refuses_the_ascend_backend(tmp_path: Path) -> None:
-    from sglfleet.topology import check
+    from sglfleet import checks
 
     inventory = load_inventory(_pd_example(tmp_path, transfer_backend="ascend"))
-    problems = [p for p in check(inventory) if p.variable and "transfer_backend" in p.variable]
+    problems = [
+        p for p in checks.problems(inventory) if p.variable and "transfer_backend" in p.variable
+    ]
     assert problems and "Ascend" in problems[0].message
 
 

@@ -38,18 +38,23 @@ def test_refuses_a_directory_that_is_not_a_package(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("package", "code"),
+    ("packages", "code"),
     [
-        ("sglfleet_stage", "import sglfleet_stage.cli"),
-        # The engine reads its flag catalog through importlib.resources, which works from a zip.
+        (["sglfleet_stage"], "import sglfleet_stage.cli"),
+        # The engine and the SGLang contract it imports ship in one zip (sglang_server's install);
+        # the contract reads its flag catalog through importlib.resources, which works from a zip.
         (
-            "sglfleet_rehearsal",
-            "from sglfleet_rehearsal.catalog import load_catalog; load_catalog()",
+            ["sglfleet_rehearsal", "sglfleet_sglang"],
+            "from sglfleet_rehearsal.engine import parse_args; "
+            "from sglfleet_sglang.catalog import load_catalog; load_catalog()",
         ),
     ],
 )
-def test_node_packages_import_from_their_zip(tmp_path: Path, package: str, code: str) -> None:
-    archive = build(SRC / package, tmp_path)
+def test_node_packages_import_from_their_zip(
+    tmp_path: Path, packages: list[str], code: str
+) -> None:
+    package = packages[0]
+    archive = build([SRC / p for p in packages], tmp_path)
     proc = subprocess.run(
         [
             sys.executable,

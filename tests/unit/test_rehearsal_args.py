@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sglfleet_rehearsal.catalog import build_parser, human_readable_int, load_catalog
-from sglfleet_rehearsal.config_file import ConfigFileError, merge_config_with_args
 from sglfleet_rehearsal.engine import parse_args
 from sglfleet_rehearsal.testing import write_config
+from sglfleet_sglang.catalog import build_parser, human_readable_int, load_catalog
+from sglfleet_sglang.config_file import ConfigFileError, merge_config_with_args
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from sglfleet.server_config import ServerConfigError, config_to_tokens, tokens_to_config
-from sglfleet_rehearsal.catalog import build_parser, load_catalog
-from sglfleet_rehearsal.config_file import merge_config_with_args
+from sglfleet_sglang.catalog import build_parser, load_catalog
+from sglfleet_sglang.config_file import merge_config_with_args
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "inventories/examples").iterdir())
 

@@ -1,4 +1,4 @@
-"""Pure planning: replicas, TP, memory fit, port claims, and check() vs plan()."""
+"""Pure planning: replicas, TP, memory fit, port claims, and checks.problems() vs plan()."""
 
 from __future__ import annotations
 
@@ -12,17 +12,11 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "broken"))
 
 import cases as broken  # noqa: E402
 
+from sglfleet import checks  # noqa: E402
+from sglfleet.cluster import expand_replicas, group_tp, memory_fit, replicas  # noqa: E402
 from sglfleet.errors import InventoryError  # noqa: E402
 from sglfleet.inventory import load_inventory  # noqa: E402
-from sglfleet.topology import (  # noqa: E402
-    check,
-    expand_replicas,
-    group_tp,
-    memory_fit,
-    memory_problems,
-    plan,
-    replicas,
-)
+from sglfleet.topology import plan  # noqa: E402
 
 EXAMPLES = ROOT / "inventories" / "examples"
 
@@ -48,10 +42,10 @@ def test_check_reports_memory_but_plan_still_plans(tmp_path: Path) -> None:
     inv = broken.base()
     inv.group("solo")["model"] = "deepseek-r1"
     loaded = load_inventory(broken.write(inv, tmp_path / "inv"))
-    (problem,) = check(loaded)
+    (problem,) = checks.problems(loaded)
     assert problem.variable == "sglfleet_serving_groups[solo].hosts"
-    assert problem == memory_problems(loaded)[0]
-    assert check(loaded, include_memory=False) == []
+    assert problem == checks.memory_problems(loaded)[0]
+    assert checks.problems(loaded, include_memory=False) == []
     assert [g.memory.fits for g in plan(loaded).serving_groups] == [True, False]
 
 
@@ -93,7 +87,7 @@ def test_plan_raises_inventory_error_with_every_problem(tmp_path: Path) -> None:
 def test_port_claims_on_one_host(tmp_path: Path, field: str, value: int, clash: str) -> None:
     inv = broken.base()
     inv.group("solo")[field] = value
-    problems = check(load_inventory(broken.write(inv, tmp_path / "inv")))
+    problems = checks.problems(load_inventory(broken.write(inv, tmp_path / "inv")))
     assert any(clash in p.message and p.host == "n3" for p in problems), problems
 
 
@@ -102,10 +96,10 @@ def test_prefill_bootstrap_port_is_claimed(tmp_path: Path) -> None:
     dis = {"transfer_backend": "mooncake", "bootstrap_port": 30000}
     inv.group("tp2").update(mode="prefill", disaggregation=dis)
     inv.group("solo").update(mode="decode", disaggregation={"transfer_backend": "mooncake"})
-    problems = check(load_inventory(broken.write(inv, tmp_path / "inv")))
+    problems = checks.problems(load_inventory(broken.write(inv, tmp_path / "inv")))
     assert any("tp2 API and tp2 PD bootstrap" in p.message for p in problems), problems
 
 
 def test_examples_plan_without_problems() -> None:
     for example in sorted(EXAMPLES.iterdir()):
-        assert check(load_inventory(example)) == [], example.name
+        assert checks.problems(load_inventory(example)) == [], example.name

@@ -13,11 +13,15 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "broken"))
 
 import cases as broken  # noqa: E402
 
-from sglfleet.errors import InventoryError, Problem  # noqa: E402
+from sglfleet import checks  # noqa: E402
+from sglfleet.errors import (  # noqa: E402
+    InventoryError,
+    Problem,
+    readable_order,
+)
 from sglfleet.inventory import load_inventory  # noqa: E402
 from sglfleet.lab.podman import LabNode, lab_inventory_vars  # noqa: E402
-from sglfleet.topology import check, plan  # noqa: E402
-from sglfleet.validate import readable_order  # noqa: E402
+from sglfleet.topology import plan  # noqa: E402
 
 EXAMPLES = sorted(p for p in (ROOT / "inventories" / "examples").iterdir() if p.is_dir())
 
@@ -28,7 +32,7 @@ def problems_of(directory: Path, include_memory: bool = True) -> list[Problem]:
         inventory = load_inventory(directory)
     except InventoryError as exc:
         return exc.problems
-    return check(inventory, include_memory=include_memory)
+    return checks.problems(inventory, include_memory=include_memory)
 
 
 def matches(problem: Problem, expect: broken.Expect) -> bool:
@@ -207,7 +211,7 @@ def test_malformed_cluster_variables_give_problems_not_exceptions(
     inv.cluster[variable] = value
     directory = broken.write(inv, tmp_path / "inv")
     try:
-        problems = check(load_inventory(directory))
+        problems = checks.problems(load_inventory(directory))
     except InventoryError as exc:
         problems = exc.problems
     if variable == "sglfleet_api_key":

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
 from sglfleet import __version__
-from sglfleet.errors import SglfleetError
+from sglfleet.cli import ops
+from sglfleet.cli.common import InventoryOpt, JsonOpt, emit_json, handled, progress
 
 app = typer.Typer(
     name="sglfleet",
@@ -23,41 +20,6 @@ app = typer.Typer(
 )
 lab_app = typer.Typer(help="A local lab cluster in podman containers.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-InventoryOpt = Annotated[
-    Path, typer.Option("--inventory", "-i", help="Inventory directory (holding hosts.yml).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-
-
-def progress(message: str) -> None:
-    sys.stderr.write(f"lab: {message}\n")
-
-
-def emit_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
-
-
-def handled(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn SglfleetError into `Error:`/`Hint:` lines and its exit code, never a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except SglfleetError as exc:
-            from sglfleet.ui.render import print_error
-
-            print_error(exc)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("Error: interrupted\n")
-            raise typer.Exit(130) from None
-
-    return wrapper
 
 
 @app.command()
@@ -76,6 +38,7 @@ def init(
     ] = "single-node",
 ) -> None:
     """Scaffold an inventory from a profile."""
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.scaffold import scaffold
 
     written = scaffold(profile, destination)
@@ -87,20 +50,24 @@ def init(
 @handled
 def plan(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
     """Show serving groups, ranks, launch commands and the memory-fit check. Touches no host."""
-    from sglfleet.deploy import require_fit
-    from sglfleet.inventory import load_inventory
-    from sglfleet.topology import plan as make_plan
+    # lazy: CLI start-up: a command loads only what it runs
+    from sglfleet.checks import require_fit
+
+    # lazy: CLI start-up: a command loads only what it runs
+    from sglfleet.deploy import load_cluster
+
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.topology import plan_json
 
-    loaded = load_inventory(inventory)
-    cluster = make_plan(loaded)
+    loaded = load_cluster(inventory, require_fit=False)
     if as_json:
-        emit_json(plan_json(cluster))
+        emit_json(plan_json(loaded.plan))
     else:
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ui.render import print_plan
 
-        print_plan(cluster)
-    require_fit(loaded)
+        print_plan(loaded.plan)
+    require_fit(loaded.inventory)
 
 
 @app.command()
@@ -123,6 +90,7 @@ def up(
     as_json: JsonOpt = False,
 ) -> None:
     """Converge the cluster: site.yml through ansible-runner with live per-host progress."""
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.deploy import converge, parse_extra_vars
 
     result = converge(
@@ -159,6 +127,7 @@ def preflight(
     as_json: JsonOpt = False,
 ) -> None:
     """Check every node's GPUs (and with --nccl the fabric) against the inventory."""
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.preflight.run import run_preflight
 
     failed = run_preflight(inventory, nccl=nccl, limit=limit, as_json=as_json)
@@ -170,6 +139,7 @@ def preflight(
 @handled
 def status(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
     """Serving groups and nodes: unit state, rank and readiness."""
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.status import collect_status, render_status
 
     document = collect_status(inventory)
@@ -187,6 +157,7 @@ def lab_up(
     as_json: JsonOpt = False,
 ) -> None:
     """Start the lab containers and write their inventory."""
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.lab.podman import up as lab_start
 
     document = lab_start(nodes, gpus_per_node, progress)
@@ -201,6 +172,7 @@ def lab_up(
 @handled
 def lab_image() -> None:
     """Build the lab's Debian 12 base image (once; cached)."""
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.lab.podman import build_image
 
     build_image(progress)
@@ -214,6 +186,7 @@ def lab_down(
     ] = False,
 ) -> None:
     """Remove everything the lab made."""
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.lab.podman import down
 
     down(keep_image, progress)
@@ -223,12 +196,14 @@ def lab_down(
 @handled
 def lab_status(as_json: JsonOpt = False) -> None:
     """The lab's inventory, endpoint, API key and nodes."""
+    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.lab.podman import status as lab_state
 
     document = lab_state()
     if as_json:
         emit_json(document)
     else:
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ui.render import print_table
 
         print(f"inventory: {document['inventory']}")
@@ -240,13 +215,7 @@ def lab_status(as_json: JsonOpt = False) -> None:
         )
 
 
-def _register_operations() -> None:
-    from sglfleet.cli.ops import register
-
-    register(app)
-
-
-_register_operations()
+ops.register(app)
 
 
 def main() -> None:

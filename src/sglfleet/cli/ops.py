@@ -11,10 +11,8 @@ from typing import Annotated
 
 import typer
 
-InventoryOpt = Annotated[
-    Path, typer.Option("--inventory", "-i", help="Inventory directory (holding hosts.yml).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+from sglfleet.cli.common import InventoryOpt, JsonOpt, emit_json, handled
+
 GroupOpt = Annotated[
     list[str] | None,
     typer.Option("--group", "-g", help="Serving group (repeatable); default: every group."),
@@ -41,7 +39,6 @@ def say(message: str) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add rollout, logs, start, stop, restart, drain, undrain and rollouts to the app."""
-    from sglfleet.cli.app import emit_json, handled
 
     @app.command()
     @handled
@@ -66,7 +63,10 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Apply changed desired state group by group, health-gated, rolling back a failed group."""
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.rollout import RolloutOptions, run_rollout
+
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.rollout.report import print_rollout
 
         def confirm(question: str) -> bool:
@@ -105,7 +105,10 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Past rollouts recorded under $SGLFLEET_HOME/rollouts/."""
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.rollout import history
+
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ui.render import print_table
 
         records = history(limit)
@@ -139,6 +142,7 @@ def register(app: typer.Typer) -> None:
         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
     ) -> None:
         """The journal of serving-group units, merged by time and prefixed by host."""
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ops import logs as show_logs
 
         def write(line: str) -> None:
@@ -157,6 +161,7 @@ def register(app: typer.Typer) -> None:
         drain_timeout: float,
         force: bool,
     ) -> None:
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ops import service
 
         service(
@@ -210,6 +215,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Take a node's serving group out of the router and wait for in-flight requests."""
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ops import drain_node
 
         entry = drain_node(inventory, host, drain_timeout_s=drain_timeout, force=force, say=say)
@@ -226,6 +232,7 @@ def register(app: typer.Typer) -> None:
         ready_timeout: ReadyTimeoutOpt = 2400.0,
     ) -> None:
         """Put a drained node's group back in the router once it is ready."""
+        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ops import undrain_node
 
         entry = undrain_node(inventory, host, ready_timeout_s=ready_timeout, say=say)

@@ -19,7 +19,10 @@ from typing import Any
 import yaml
 
 from sglfleet.errors import SglfleetError
+from sglfleet.inventory import load_inventory
 from sglfleet.paths import project_root, sglfleet_home
+from sglfleet.topology import plan
+from sglfleet.weights.generate import generate_model_dir
 
 IMAGE = "localhost/sglfleet-lab-base:bookworm"
 # Tests run their own lab beside a user's by setting SGLFLEET_LAB_NAME.
@@ -238,7 +241,6 @@ def _ensure_model(shared: Path, progress: Progress) -> None:
     if (target / "config.json").exists():
         return
     progress(f"generate model directory {LAB_MODEL} on the lab's shared storage")
-    from sglfleet.weights.generate import generate_model_dir
 
     target.parent.mkdir(parents=True, exist_ok=True)
     generate_model_dir(target, name=LAB_MODEL, files=2, file_mb=4)
@@ -425,9 +427,6 @@ def status() -> dict[str, Any]:
     endpoint = None
     api_key = None
     if (inv_dir / "hosts.yml").exists():
-        from sglfleet.inventory import load_inventory
-        from sglfleet.topology import plan
-
         inventory = load_inventory(inv_dir)
         endpoint = plan(inventory).endpoint
         api_key = inventory.api_key.reveal() if inventory.api_key else None

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sglfleet.cluster import gpu_memory_gb
 from sglfleet.models import Inventory
 
 Status = Literal["ok", "fail", "warn", "skip"]
@@ -269,8 +270,6 @@ def model_matches(expected: str, observed: str) -> bool:
 
 def expected_for_host(inventory: Inventory, host: str) -> ExpectedNode:
     """What the inventory says of `host`: GPUs from its Host, the driver pin from its vars."""
-    from sglfleet.topology import gpu_memory_gb  # the planner's model -> memory table
-
     node = inventory.hosts[host]
     branch = node.vars.get("nvidia_driver_branch")
     version = node.vars.get("nvidia_driver_version")

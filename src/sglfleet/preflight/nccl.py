@@ -11,32 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from sglfleet import hardware
+
 Status = Literal["ok", "warn", "fail", "skip"]
 Scope = Literal["node", "group"]
 
 MIB = 1 << 20
 GIB = 1 << 30
-
-# Per-direction GPU-to-GPU line rate inside a node, GB/s, by GPU model fragment (first match wins).
-# NVLink: links x 25 GB/s (NVLink 4: H100/H200 18 links; NVLink 5: B200 18 x 50). PCIe-only parts
-# get their PCIe x16 rate per direction.
-GPU_LINE_RATE_GBPS: tuple[tuple[str, float, str], ...] = (
-    ("GB200", 900.0, "NVLink 5, 18 links"),
-    ("B200", 900.0, "NVLink 5, 18 links"),
-    ("H100-NVL", 300.0, "NVLink bridge, 12 links"),
-    ("H100-PCIE", 64.0, "PCIe 5.0 x16"),
-    ("H200-NVL", 450.0, "NVLink bridge"),
-    ("H200", 450.0, "NVLink 4, 18 links"),
-    ("H100", 450.0, "NVLink 4, 18 links"),
-    ("H800", 200.0, "NVLink 4, 8 links"),
-    ("H20", 450.0, "NVLink 4, 18 links"),
-    ("A800", 200.0, "NVLink 3, 8 links"),
-    ("A100-PCIE", 32.0, "PCIe 4.0 x16"),
-    ("A100", 300.0, "NVLink 3, 12 links"),
-    ("L40S", 32.0, "PCIe 4.0 x16"),
-    ("L40", 32.0, "PCIe 4.0 x16"),
-    ("L4", 32.0, "PCIe 4.0 x16"),
-)
 
 DEFAULT_MIN_FRACTION = 0.6
 DEFAULT_LARGE_MESSAGE_BYTES = 64 * MIB
@@ -115,24 +96,13 @@ class Diagnosis:
     evidence: list[str] = field(default_factory=list)
 
 
-def gpu_line_rate(gpu_model: str | None) -> tuple[float | None, str]:
-    """Per-direction GPU-to-GPU line rate of a GPU model ('NVIDIA H200', 'H100-SXM5-80GB')."""
-    if not gpu_model:
-        return None, "unknown GPU model"
-    name = gpu_model.upper().replace(" ", "-")
-    for fragment, rate, how in GPU_LINE_RATE_GBPS:
-        if fragment in name:
-            return rate, f"{fragment}: {how} = {rate:.0f} GB/s per direction"
-    return None, f"no line rate known for {gpu_model}"
-
-
 def thresholds_from_variables(
     variables: Mapping[str, Any],
     gpu_model: str | None = None,
     hca_rates_gbits: Sequence[float] = (),
 ) -> Thresholds:
     """Thresholds from role variables (nccl_tuning_preflight_*), else line rates of the hardware."""
-    nvlink, nvlink_source = gpu_line_rate(gpu_model)
+    nvlink, nvlink_source = hardware.line_rate(gpu_model)
     declared = variables.get("nccl_tuning_preflight_nvlink_gbps")
     if declared not in (None, ""):
         nvlink, nvlink_source = float(declared), "nccl_tuning_preflight_nvlink_gbps"

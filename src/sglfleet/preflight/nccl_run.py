@@ -13,6 +13,7 @@ from sglfleet.events.model import Failure
 from sglfleet.inventory import load_inventory
 from sglfleet.preflight.nccl import Check, judge, render_table, table
 from sglfleet.runner import run_playbook
+from sglfleet.ui.render import console, print_table
 
 PLAYBOOK = "playbooks/nccl_preflight.yml"
 
@@ -123,8 +124,6 @@ def _cause_and_fix(check: Check) -> str:
 
 
 def _print_checks(title: str, checks: list[Check]) -> None:
-    from sglfleet.ui.render import print_table
-
     print_table(
         title,
         ["host", "check", "status", "observed", "expected", "likely cause / fix"],
@@ -138,8 +137,6 @@ def _print_checks(title: str, checks: list[Check]) -> None:
 def _print(
     name: str, document: dict[str, Any], checks: list[Check], summary: dict[str, Any]
 ) -> None:
-    from sglfleet.ui.render import console
-
     console.print(f"[bold]{name}[/] ({summary.get('scope')}, tool {summary.get('tool')})")
     rate = summary.get("line_rate_gbps")
     if document.get("rows"):

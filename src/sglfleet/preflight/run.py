@@ -8,17 +8,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sglfleet.deploy import validate
+from sglfleet.deploy import load_cluster
 from sglfleet.inventory import load_inventory
 from sglfleet.preflight.gpu import Check, evaluate, expected_for_host, summarize
+from sglfleet.preflight.nccl_run import nccl_report
 from sglfleet.runner import RunResult, run_playbook
+from sglfleet.ui.render import LiveRun, console, print_table
 
 
 def _run(playbook: str, inventory: Path, out: str, limit: str | None, quiet: bool) -> RunResult:
     extravars = {"sglfleet_preflight_out": out}
     if quiet:
         return run_playbook(playbook, inventory, limit=limit, extravars=extravars)
-    from sglfleet.ui.render import LiveRun
 
     with LiveRun() as live:
         return run_playbook(playbook, inventory, limit=limit, extravars=extravars, on_event=live)
@@ -55,13 +56,11 @@ def gpu_checks(inventory: Path, limit: str | None, quiet: bool) -> list[Check]:
 
 def run_preflight(inventory: Path, *, nccl: bool, limit: str | None, as_json: bool) -> int:
     """Run the checks; print a table (or JSON); return the number of failed checks."""
-    validate(inventory)
+    load_cluster(inventory)
     checks = gpu_checks(inventory, limit, quiet=as_json)
     document: dict[str, Any] = summarize(checks)
     failed = int(document["failed"])
     if nccl:
-        from sglfleet.preflight.nccl_run import nccl_report
-
         nccl_document = nccl_report(inventory, limit=limit, quiet=as_json)
         document["nccl"] = nccl_document
         failed += int(nccl_document.get("failed", 0))
@@ -69,7 +68,6 @@ def run_preflight(inventory: Path, *, nccl: bool, limit: str | None, as_json: bo
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return failed
-    from sglfleet.ui.render import console, print_table
 
     rows = [
         [

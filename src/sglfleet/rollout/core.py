@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sglfleet.deploy import validate
+from sglfleet import deploy
 from sglfleet.errors import SglfleetError
 from sglfleet.rollout import record as rec
 from sglfleet.rollout.http import RouterClient
@@ -450,5 +450,5 @@ def run_rollout(
     confirm: Confirm,
 ) -> RolloutRecord:
     """Validate, then roll out; the record (also saved under $SGLFLEET_HOME/rollouts/) says how."""
-    validate(inventory)
+    deploy.load_cluster(inventory)
     return Rollout(inventory, options, progress, confirm).run()

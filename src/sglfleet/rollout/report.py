@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sglfleet.ui.render import console, print_table
+
 
 def print_rollout(record: dict[str, Any]) -> None:
-    from sglfleet.ui.render import console, print_table
-
     rows = []
     for group in record["groups"]:
         rows.append(

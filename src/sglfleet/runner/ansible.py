@@ -15,6 +15,7 @@ import ansible_runner
 from sglfleet.events import Event, RunFinished, RunState, parse_event, reduce
 from sglfleet.paths import project_root, sglfleet_home
 
+# Runs kept under $SGLFLEET_HOME/runs, newest first, besides those a rollout record points to.
 KEEP_RUNS = 50
 
 
@@ -34,9 +35,23 @@ def _workspace(playbook: str) -> Path:
     path = runs / f"{stamp}-{name}-{os.getpid()}"
     path.mkdir(mode=0o700)
     old = sorted(p for p in runs.iterdir() if p.is_dir())
-    for stale in old[:-KEEP_RUNS]:
-        shutil.rmtree(stale, ignore_errors=True)
+    stale = old[:-KEEP_RUNS]
+    kept = _kept_by_rollouts(sglfleet_home() / "rollouts", [p.name for p in stale])
+    for run in stale:
+        if run.name not in kept:
+            shutil.rmtree(run, ignore_errors=True)
     return path
+
+
+def _kept_by_rollouts(rollouts: Path, names: list[str]) -> set[str]:
+    """The runs among `names` whose logs a rollout record points to: kept as long as the record."""
+    if not names or not rollouts.is_dir():
+        return set()
+    kept: set[str] = set()
+    for record in rollouts.glob("*.json"):
+        text = record.read_text(encoding="utf-8", errors="replace")
+        kept.update(name for name in names if f"runs/{name}" in text)
+    return kept
 
 
 def forks_for(hosts: int, cores: int | None = None) -> int:

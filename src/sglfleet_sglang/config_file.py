@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from sglfleet_rehearsal.catalog import Catalog
+from sglfleet_sglang.catalog import Catalog
 
 
 class ConfigFileError(ValueError):

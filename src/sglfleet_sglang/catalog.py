@@ -13,9 +13,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-CATALOG_FILE = "sglang_0_5_23_flags.json"
+from sglfleet_sglang import SGLANG_VERSION
 
-logger = logging.getLogger("sglfleet_rehearsal")
+# Dumped from the pinned release (tools/dump_sglang_flags.py); a new pin needs a new dump.
+CATALOG_FILE = f"sglang_{SGLANG_VERSION.replace('.', '_')}_flags.json"
+
+logger = logging.getLogger("sglfleet_sglang")
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def catalog_from_dict(data: dict[str, Any]) -> Catalog:
 
 def catalog_data() -> dict[str, Any]:
     """The committed catalog file as plain data."""
-    text = resources.files("sglfleet_rehearsal").joinpath(CATALOG_FILE).read_text("utf-8")
+    text = resources.files("sglfleet_sglang").joinpath(CATALOG_FILE).read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
