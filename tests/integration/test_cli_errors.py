@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "broken"))
 
@@ -75,6 +77,7 @@ def listeners() -> Iterator[Listeners]:
 
 
 def sglfleet(args: list[str], home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The CLI with its own SGLFLEET_HOME and this checkout (not $SGLFLEET_PROJECT)."""
     env = {
         **os.environ,
         "SGLFLEET_HOME": str(home),
@@ -82,15 +85,7 @@ def sglfleet(args: list[str], home: Path, timeout: float = 120) -> subprocess.Co
         "COLUMNS": "200",
     }
     env.pop("SGLFLEET_PROJECT", None)
-    return subprocess.run(
-        [sys.executable, "-m", "sglfleet", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(env, *args, timeout=timeout)
 
 
 def flat(text: str) -> str:

@@ -21,17 +21,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def sglfleet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sglfleet", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def podman_exec(container: str, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["podman", "exec", container, *argv], capture_output=True, text=True, check=False

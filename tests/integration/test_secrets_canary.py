@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Lab
+from tests.integration.conftest import Lab, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -71,20 +71,6 @@ for playbook in ("playbooks/storage.yml", "playbooks/firewall.yml", "playbooks/s
     rc = rc or result.rc
 sys.exit(rc)
 """
-
-
-def sglfleet(
-    env: dict[str, str], *args: str, timeout: int = 3600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sglfleet", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
 
 
 def node_hits(container: str, canaries: list[str]) -> list[str]:
@@ -145,7 +131,7 @@ def test_canary_secrets_stay_where_they_belong(lab: Lab) -> None:
         check=False,
         timeout=3600,
     )
-    plan = sglfleet(env, "plan", "-i", str(inventory), "--json")
+    plan = run_cli(env, "plan", "-i", str(inventory), "--json")
     assert plan.returncode == 0, plan.stderr
 
     leaks: list[str] = []
