@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,23 +62,32 @@ def format_warmup(warmup: dict[str, Any] | None) -> str:
     return f"warming, {text} so far" if warmup.get("warming") else text
 
 
+def reported_status(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """playbooks/status.yml's `sglfleet_status` (set_stats) -> {host: {units, warmup}}."""
+    raw = data.get("sglfleet_status")
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        str(host): {
+            "units": dict(entry.get("units") or {}),
+            "warmup": dict(entry.get("warmup") or {}),
+        }
+        for host, entry in raw.items()
+        if isinstance(entry, dict)
+    }
+
+
 def unit_states(inventory: Path) -> dict[str, dict[str, Any]]:
     states, _ = _read_status(inventory)
     return states
 
 
 def _read_status(inventory: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
-    """Unit states and warm-up probes per host, from playbooks/status.yml."""
-    with tempfile.TemporaryDirectory(prefix="sglfleet-status-") as out:
-        result = run_playbook(
-            "playbooks/status.yml", inventory, extravars={"sglfleet_status_out": out}
-        )
-        states: dict[str, dict[str, Any]] = {}
-        probes: dict[str, dict[str, str]] = {}
-        for path in Path(out).glob("*.json"):
-            document = json.loads(path.read_text())
-            states[document["host"]] = document["units"]
-            probes[document["host"]] = document.get("warmup") or {}
+    """Unit states and warm-up probes per host, from playbooks/status.yml's reported data."""
+    result = run_playbook("playbooks/status.yml", inventory)
+    reported = reported_status(result.state.data)
+    states = {host: entry["units"] for host, entry in reported.items()}
+    probes = {host: entry["warmup"] for host, entry in reported.items()}
     if result.rc != 0 and not states:
         raise SglfleetError(
             f"could not read unit states (ansible exit code {result.rc})",

@@ -70,3 +70,29 @@ def test_unknown_events_are_ignored() -> None:
     assert parse_event({"event": "verbose", "event_data": {}}) is None
     ok = parse_event({"event": "runner_on_ok", "event_data": {"host": "a", "res": {}}})
     assert isinstance(ok, HostResult) and ok.status == "ok"
+
+
+def test_reported_data_reaches_the_run_state() -> None:
+    # The shape ansible-runner gives playbook_on_stats when a play ran set_stats (per_host: false,
+    # aggregate: true) on two hosts: each host's entry merged into one mapping (seen with
+    # ansible-runner and ansible-core of .venv, 2026-12-01).
+    from sglfleet.status import reported_status
+
+    units = {"sglang-server@r1.service": {"ActiveState": "active", "NRestarts": "0"}}
+    raw = {
+        "event": "playbook_on_stats",
+        "event_data": {
+            "ok": {"lab-1": 3, "lab-2": 3},
+            "artifact_data": {
+                "sglfleet_status": {
+                    "lab-1": {"units": units, "warmup": {"sglang-server@r1.service": "start @1"}},
+                    "lab-2": {"units": {}, "warmup": {}},
+                }
+            },
+        },
+    }
+    state = reduce(RunState(), parse_event(raw))  # type: ignore[arg-type]
+    reported = reported_status(state.data)
+    assert reported["lab-1"]["units"] == units
+    assert reported["lab-2"] == {"units": {}, "warmup": {}}
+    assert reported_status({}) == {} and reported_status({"sglfleet_status": "x"}) == {}

@@ -32,6 +32,9 @@ class HostResult:
 @dataclass(frozen=True)
 class StatsReported:
     recap: dict[str, dict[str, int]]
+    # What the playbook reported with `ansible.builtin.set_stats` (per_host: false, aggregate:
+    # true): e.g. playbooks/status.yml's {"sglfleet_status": {host: {...}}}.
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ def parse_event(raw: dict[str, Any]) -> Event | None:
         for source, target in keys.items():
             for host, count in (data.get(source) or {}).items():
                 recap.setdefault(host, dict.fromkeys(keys.values(), 0))[target] = int(count)
-        return StatsReported(recap=recap)
+        reported = data.get("artifact_data")
+        return StatsReported(recap=recap, data=dict(reported) if isinstance(reported, dict) else {})
     return None
 
 
@@ -126,6 +130,7 @@ class RunState:
     hosts: dict[str, HostCounts] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # the run's set_stats (StatsReported.data)
     rc: int | None = None
     status: str = "running"
 
@@ -158,6 +163,7 @@ def reduce(state: RunState, event: Event) -> RunState:
     elif isinstance(event, StatsReported):
         # The recap is authoritative: no_log results hide `changed` from the live events.
         state.recap = event.recap
+        state.data = event.data
         for host, recap in event.recap.items():
             counts = state.hosts.setdefault(host, HostCounts())
             for key in ("ok", "changed", "failed", "skipped", "unreachable"):

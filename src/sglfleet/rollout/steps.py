@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +18,7 @@ from sglfleet.inventory import load_inventory
 from sglfleet.models import Inventory
 from sglfleet.rollout.http import RouterClient, in_flight, ready, smoke_test
 from sglfleet.runner import RunResult, run_playbook
+from sglfleet.status import reported_status
 from sglfleet.topology import plan
 
 Progress = Callable[[str], None]
@@ -177,18 +176,9 @@ def unit_states(
     inventory: Path, targets: list[Target]
 ) -> tuple[dict[str, dict[str, Any]], RunResult]:
     """systemd's view of each member's unit (playbooks/status.yml), limited to these groups."""
-    with tempfile.TemporaryDirectory(prefix="sglfleet-units-") as out:
-        result = run_ansible(
-            "playbooks/status.yml",
-            inventory,
-            limit=limit_of(targets),
-            extravars={"sglfleet_status_out": out},
-        )
-        states: dict[str, dict[str, Any]] = {}
-        for path in Path(out).glob("*.json"):
-            document = json.loads(path.read_text())
-            states[document["host"]] = document["units"]
-    return states, result
+    result = run_ansible("playbooks/status.yml", inventory, limit=limit_of(targets))
+    reported = reported_status(result.state.data)
+    return {host: entry["units"] for host, entry in reported.items()}, result
 
 
 def crashed_members(
