@@ -13,7 +13,6 @@ from sglfleet.errors import SglfleetError
 from sglfleet.inventory import load_inventory
 from sglfleet.runner import run_playbook
 from sglfleet.topology import plan
-from sglfleet.ui.render import console, print_table
 
 
 def probe_ready(url: str, timeout: float = 5.0) -> bool:
@@ -52,14 +51,6 @@ def warmup_seconds(probe: str, now: float | None = None) -> dict[str, Any]:
         elapsed = (now if now is not None else time.time()) - start
         return {"seconds": round(max(0.0, elapsed), 1), "warming": True}
     return {"seconds": round(max(0.0, ready - start), 1), "warming": False}
-
-
-def format_warmup(warmup: dict[str, Any] | None) -> str:
-    if not warmup or warmup.get("seconds") is None:
-        return "-"
-    seconds = int(warmup["seconds"])
-    text = f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-    return f"warming, {text} so far" if warmup.get("warming") else text
 
 
 def reported_status(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -134,27 +125,3 @@ def collect_status(inventory: Path) -> dict[str, Any]:
             }
         )
     return {"endpoint": cluster.endpoint, "groups": groups}
-
-
-def render_status(document: dict[str, Any]) -> None:
-    console.print(f"Endpoint: {document['endpoint']}")
-    rows = []
-    for group in document["groups"]:
-        for node in group["nodes"]:
-            rows.append(
-                [
-                    group["name"],
-                    "ready" if group["ready"] else "NOT READY",
-                    node["host"],
-                    node["node_rank"],
-                    node["unit"],
-                    node["state"],
-                    node["restarts"],
-                    format_warmup(group.get("warmup")) if node["node_rank"] == 0 else "",
-                ]
-            )
-    print_table(
-        "Serving groups",
-        ["group", "ready", "host", "rank", "unit", "state", "restarts", "warm-up"],
-        rows,
-    )

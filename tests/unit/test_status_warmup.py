@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from sglfleet.status import READY_LINE, format_warmup, warmup_seconds
+from sglfleet.status import READY_LINE, warmup_seconds
+from sglfleet.ui.status import format_warmup
 
 # What playbooks/status.yml's probe prints on rank 0: systemctl show -P ExecMainStartTimestamp
 # --timestamp=unix, then the first ready line of journalctl -o short-unix since then.

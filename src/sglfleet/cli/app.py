@@ -140,12 +140,15 @@ def preflight(
 def status(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
     """Serving groups and nodes: unit state, rank and readiness."""
     # lazy: CLI start-up: a command loads only what it runs
-    from sglfleet.status import collect_status, render_status
+    from sglfleet.status import collect_status
 
     document = collect_status(inventory)
     if as_json:
         emit_json(document)
     else:
+        # lazy: CLI start-up: a command loads only what it runs
+        from sglfleet.ui.status import render_status
+
         render_status(document)
 
 

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         from sglfleet.rollout import RolloutOptions, run_rollout
 
         # lazy: CLI start-up: a command loads only what it runs
-        from sglfleet.rollout.report import print_rollout
+        from sglfleet.ui.rollout import print_rollout
 
         def confirm(question: str) -> bool:
             if yes:

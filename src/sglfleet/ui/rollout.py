@@ -1,4 +1,4 @@
-"""Render a rollout record: one row per group, then its failed steps."""
+"""`sglfleet rollout` on a terminal: a rollout record, one row per group, then its failed steps."""
 
 from __future__ import annotations
 
