@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import queue
 import re
-import shlex
 import subprocess
 import threading
 import time
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from sglfleet.errors import SglfleetError
-from sglfleet.models import Host
 from sglfleet.paths import sglfleet_home
 from sglfleet.rollout.steps import (
     Cluster,
@@ -28,6 +26,7 @@ from sglfleet.rollout.steps import (
     unreachable_hosts,
     wait_ready,
 )
+from sglfleet.ssh import ssh_argv
 
 Write = Callable[[str], None]
 _TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
@@ -91,7 +90,7 @@ def put_back(
     router = cluster.router()
     drained = drained_groups()
     for target in targets:
-        readiness = wait_ready(cluster.inventory, target, ready_timeout_s)
+        readiness = wait_ready(cluster.inv, target, ready_timeout_s)
         if not readiness.ok:
             raise SglfleetError(
                 f"group {target.name} is not ready: {readiness.detail}",
@@ -169,26 +168,6 @@ def undrain_node(
 
 
 # -- logs --------------------------------------------------------------------------------------
-
-
-def ssh_argv(host: Host, remote: list[str]) -> list[str]:
-    """An ssh command line from the host's Ansible connection variables."""
-    variables = host.vars
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
-        if variables.get(key):
-            argv += shlex.split(str(variables[key]))
-    if variables.get("ansible_ssh_private_key_file"):
-        argv += ["-i", str(variables["ansible_ssh_private_key_file"])]
-    if variables.get("ansible_port"):
-        argv += ["-p", str(variables["ansible_port"])]
-    user = variables.get("ansible_user")
-    address = host.ansible_host or host.name
-    argv.append(f"{user}@{address}" if user else address)
-    command = shlex.join(remote)
-    if variables.get("ansible_become") and user != "root":
-        command = "sudo -n " + command
-    return [*argv, command]
 
 
 def logs(

@@ -68,11 +68,6 @@ def reported_status(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def unit_states(inventory: Path) -> dict[str, dict[str, Any]]:
-    states, _ = _read_status(inventory)
-    return states
-
-
 def _read_status(inventory: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
     """Unit states and warm-up probes per host, from playbooks/status.yml's reported data."""
     result = run_playbook("playbooks/status.yml", inventory)

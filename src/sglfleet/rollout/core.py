@@ -307,7 +307,7 @@ class Rollout:
         group = self.record.group(target.name)
         step = _Timed(self.record, group, "wait_ready", self.say)
         readiness = wait_ready(
-            self.inventory,
+            self.cluster.inv,
             target,
             self.options.ready_timeout_s,
             probe_after_s=self.options.crash_probe_after_s,

@@ -18,7 +18,7 @@ from sglfleet.inventory import load_inventory
 from sglfleet.models import Inventory
 from sglfleet.rollout.http import RouterClient, in_flight, ready, smoke_test
 from sglfleet.runner import RunResult, run_playbook
-from sglfleet.status import reported_status
+from sglfleet.ssh import run_on
 from sglfleet.topology import plan
 
 Progress = Callable[[str], None]
@@ -172,15 +172,6 @@ def failure_text(result: RunResult, limit: int = 3) -> str:
     return "; ".join(lines) or f"ansible exit code {result.rc}"
 
 
-def unit_states(
-    inventory: Path, targets: list[Target]
-) -> tuple[dict[str, dict[str, Any]], RunResult]:
-    """systemd's view of each member's unit (playbooks/status.yml), limited to these groups."""
-    result = run_ansible("playbooks/status.yml", inventory, limit=limit_of(targets))
-    reported = reported_status(result.state.data)
-    return {host: entry["units"] for host, entry in reported.items()}, result
-
-
 def crashed_members(
     states: dict[str, dict[str, Any]], target: Target, baseline: dict[str, int]
 ) -> list[str]:
@@ -217,16 +208,35 @@ class Readiness:
     detail: str
 
 
+UNIT_PROPERTIES = ("ActiveState", "SubState", "NRestarts")
+
+
+def probe_units(inv: Inventory, target: Target) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """systemd's view of each member's unit, read over SSH; and the members that did not answer."""
+    remote = ["systemctl", "show", *(f"--property={p}" for p in UNIT_PROPERTIES), target.unit]
+    replies = run_on([inv.hosts[h] for h in target.hosts], remote)
+    states: dict[str, dict[str, Any]] = {}
+    lost = []
+    for host, reply in replies.items():
+        if reply.unreachable:
+            lost.append(host)
+            continue
+        pairs = (line.partition("=") for line in reply.stdout.splitlines())
+        states[host] = {target.unit: {key: value for key, _, value in pairs if key}}
+    return states, sorted(lost)
+
+
 def wait_ready(
-    inventory: Path,
+    inv: Inventory,
     target: Target,
     timeout_s: float,
     *,
     probe_after_s: float = 15.0,
     probe_every_s: float = 30.0,
 ) -> Readiness:
-    """Poll rank 0's /health_generate; now and then ask systemd whether a member crashed, so an
-    engine that rejects its arguments fails in seconds, not after the whole load budget.
+    """Poll rank 0's /health_generate over HTTP; now and then read the members' units over SSH
+    (`probe_units`), so an engine that rejects its arguments fails in seconds, not after the
+    whole load budget. No playbook runs while waiting.
 
     systemd's NRestarts survives an explicit stop and start (seen on Debian 12's systemd 252), so
     the restart count is read once when waiting begins and later counts are compared with it."""
@@ -244,8 +254,7 @@ def wait_ready(
                 f"{target.rank0_url}/health_generate not 200 within {timeout_s:.0f}s",
             )
         if baseline is None or time.monotonic() >= next_probe:
-            states, result = unit_states(inventory, [target])
-            lost = unreachable_hosts(result)
+            states, lost = probe_units(inv, target)
             if lost:
                 return Readiness(False, elapsed, f"unreachable: {', '.join(lost)}")
             if baseline is None:
