@@ -4,7 +4,8 @@ Reads `hosts.yml` (Ansible's YAML inventory format), `group_vars/` and `host_var
 ansible-core's `yaml` inventory and `host_group_vars` vars plugins do, and layers them in Ansible's
 order (see `load_inventory`), with the roles' documented defaults underneath and `-e` extra vars on
 top. Vault-encrypted values and variables named like secrets become `Secret` objects that never
-print. tests/unit/test_inventory_parity.py keeps every variable equal to `ansible-inventory --list`.
+print. tests/unit/sglfleet/test_inventory_parity.py keeps every variable equal to
+`ansible-inventory --list`.
 """
 
 from __future__ import annotations

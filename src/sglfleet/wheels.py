@@ -4,8 +4,8 @@
 packages; the sglang_server and open_webui roles and the preflight read it through
 plugins/filter/sglfleet_python.py. `RELEASES` lists the wheels of the pinned releases and
 `TRANSFER_ENGINES` pins (with sha256) what each PD transfer backend installs. Both are held to the
-wheel metadata recorded from PyPI in tests/fixtures/wheels/ by tests/unit/test_packaging.py.
-Pure: no I/O.
+wheel metadata recorded from PyPI in tests/fixtures/wheels/ by
+tests/unit/sglfleet/test_packaging.py. Pure: no I/O.
 """
 
 from __future__ import annotations
