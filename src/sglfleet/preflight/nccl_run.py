@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -62,18 +60,14 @@ def playbook_checks(failures: Sequence[Failure], rc: int, artifacts: Path) -> li
 
 
 def nccl_report(inventory: Path, *, limit: str | None, quiet: bool) -> dict[str, Any]:
-    """Judge every nccl-*.json the playbook wrote; print tables unless quiet; return --json."""
+    """Judge every result the playbook reported; print tables unless quiet; return --json."""
     inv = load_inventory(inventory)
-    with tempfile.TemporaryDirectory(prefix="sglfleet-nccl-") as out:
-        result = run_playbook(
-            PLAYBOOK,
-            inventory,
-            limit=limit,
-            extravars={"sglfleet_preflight_out": out},
-        )
-        documents = {
-            p.stem: json.loads(p.read_text()) for p in sorted(Path(out).glob("nccl-*.json"))
-        }
+    result = run_playbook(PLAYBOOK, inventory, limit=limit)
+    raw = result.state.data.get("sglfleet_nccl_preflight")
+    reported = raw if isinstance(raw, dict) else {}
+    documents = {
+        name: reported[name] for name in sorted(reported) if isinstance(reported[name], dict)
+    }
     return report(
         documents,
         inv.global_vars,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,26 @@ from sglfleet.runner import RunResult, run_playbook
 from sglfleet.ui.render import LiveRun, console, print_table
 
 
-def _run(playbook: str, inventory: Path, out: str, limit: str | None, quiet: bool) -> RunResult:
-    extravars = {"sglfleet_preflight_out": out}
+def _run(playbook: str, inventory: Path, limit: str | None, quiet: bool) -> RunResult:
     if quiet:
-        return run_playbook(playbook, inventory, limit=limit, extravars=extravars)
+        return run_playbook(playbook, inventory, limit=limit)
 
     with LiveRun() as live:
-        return run_playbook(playbook, inventory, limit=limit, extravars=extravars, on_event=live)
+        return run_playbook(playbook, inventory, limit=limit, on_event=live)
+
+
+def reported(result: RunResult, key: str) -> dict[str, dict[str, Any]]:
+    """What a preflight playbook reported with set_stats under `key`: {name: document}."""
+    raw = result.state.data.get(key)
+    if not isinstance(raw, dict):
+        return {}
+    return {str(name): doc for name, doc in raw.items() if isinstance(doc, dict)}
 
 
 def gpu_checks(inventory: Path, limit: str | None, quiet: bool) -> list[Check]:
     inv = load_inventory(inventory)
-    with tempfile.TemporaryDirectory(prefix="sglfleet-preflight-") as out:
-        result = _run("playbooks/gpu_preflight.yml", inventory, out, limit, quiet)
-        raws = {p.stem: json.loads(p.read_text()) for p in Path(out).glob("*.json")}
+    result = _run("playbooks/gpu_preflight.yml", inventory, limit, quiet)
+    raws = reported(result, "sglfleet_gpu_preflight")
     checks: list[Check] = []
     gpu_hosts = [h for h, host in inv.hosts.items() if "sglfleet_gpu_nodes" in host.groups]
     unreachable = {f.host for f in result.state.failures if f.unreachable}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sglfleet.inventory import load_inventory
 from sglfleet.preflight.gpu import (
@@ -21,6 +24,7 @@ from sglfleet.preflight.gpu import (
     parse_xids,
     summarize,
 )
+from sglfleet.preflight.run import gpu_checks
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gpu"
 ROOT = Path(__file__).resolve().parents[3]
@@ -282,3 +286,28 @@ def test_real_capture_of_one_h200_says_why_nvlink_is_skipped() -> None:
     assert checks["nvlink"].status == "skip"
     assert checks["nvlink"].observed == "no NVLink reported (one GPU: no NVLink peer)"
     assert not [c for c in checks.values() if c.status == "fail"]
+
+
+def test_sglfleet_reads_each_nodes_data_from_the_runs_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real playbook through sglfleet's runner against this machine as a simulated GPU node:
+    the node's data comes back in the run's events (no folder on the controller) and is judged."""
+    inventory = tmp_path / "inv"
+    inventory.mkdir()
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "sglfleet_gpu_count": 8,
+        "sglfleet_gpu_model": "H100-SXM5-80GB",
+        "sglfleet_simulated_gpus": True,
+    }
+    (inventory / "hosts.yml").write_text(
+        yaml.safe_dump({"all": {"children": {"sglfleet_gpu_nodes": {"hosts": {"gpu-1": host}}}}})
+    )
+    monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    (check,) = gpu_checks(inventory, None, quiet=True)
+    assert (check.host, check.status) == ("gpu-1", "skip")
+    assert "simulated" in check.observed
+    assert not list(tmp_path.glob("**/gpu-1.json"))

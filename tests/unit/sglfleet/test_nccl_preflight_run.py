@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from importlib.machinery import SourceFileLoader
@@ -178,13 +177,9 @@ def _fake_nvidia_smi(folder: Path, gpus: int) -> None:
     script.chmod(0o755)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the bench is installed root-owned (run as root)")
-@pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook not in this venv")
-@pytest.mark.parametrize("gpus", [1, 2])
-def test_playbook_on_a_node_outside_any_serving_group(tmp_path: Path, gpus: int) -> None:
-    """The real playbook against a local node never converged: exit 0, a result that says why."""
-    if shutil.which("seq") is None:
-        pytest.skip("no seq")
+def _local_node(tmp_path: Path, gpus: int) -> tuple[Path, dict[str, str]]:
+    """An inventory of this machine as one GPU node outside any serving group, and the env
+    (a stand-in nvidia-smi on PATH) that ansible-playbook runs with."""
     fake = tmp_path / "bin"
     fake.mkdir()
     _fake_nvidia_smi(fake, gpus)
@@ -203,22 +198,15 @@ def test_playbook_on_a_node_outside_any_serving_group(tmp_path: Path, gpus: int)
         yaml.safe_dump({"all": {"children": {"sglfleet_gpu_nodes": {"hosts": {"gpu-1": host}}}}}),
         encoding="utf-8",
     )
-    out = tmp_path / "out"
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{fake}:{ANSIBLE_PLAYBOOK.parent}:{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins" / "filter"),
-        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path / "facts"),
-    )
-    proc = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory / "hosts.yml"), str(PLAYBOOK),
-         "-e", f"sglfleet_preflight_out={out}"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    document = json.loads((out / "nccl-node-gpu-1.json").read_text(encoding="utf-8"))
+    env = {
+        "PATH": f"{fake}:{ANSIBLE_PLAYBOOK.parent}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"),
+    }
+    return inventory, env
+
+
+def _judge_local(document: dict[str, Any], gpus: int) -> None:
     checks, _summary = preflight.judge(document, {})
     if gpus == 1:
         assert [(c.check, c.status) for c in checks] == [("nccl.run", "skip")]
@@ -227,3 +215,44 @@ def test_playbook_on_a_node_outside_any_serving_group(tmp_path: Path, gpus: int)
         assert check.status == "fail"
         assert "/nonexistent/python does not exist" in check.observed
         assert "nccl_tuning_preflight_python" in check.fix
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the bench is installed root-owned (run as root)")
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_playbook_on_a_node_outside_any_serving_group(tmp_path: Path, gpus: int) -> None:
+    """The real playbook run directly against a local node never converged: exit 0, and with an
+    output folder given, a result file that says why."""
+    inventory, node_env = _local_node(tmp_path, gpus)
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        **node_env,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_FILTER_PLUGINS": str(ROOT / "plugins" / "filter"),
+    }
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory / "hosts.yml"), str(PLAYBOOK),
+         "-e", f"sglfleet_preflight_out={out}"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    _judge_local(json.loads((out / "nccl-node-gpu-1.json").read_text(encoding="utf-8")), gpus)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the bench is installed root-owned (run as root)")
+def test_sglfleet_reads_the_results_from_the_runs_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sglfleet preflight --nccl`'s path: no folder, the results come back in the run's events."""
+    inventory, node_env = _local_node(tmp_path, 2)
+    for key, value in node_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
+    document = nccl_run.nccl_report(inventory, limit=None, quiet=True)
+    assert document["playbook_rc"] == 0, document
+    (result,) = document["results"]
+    assert result["file"] == "nccl-node-gpu-1"
+    assert not list(tmp_path.glob("**/nccl-node-gpu-1.json"))  # nothing written on the controller
+    runs = list((tmp_path / "home" / "runs").iterdir())
+    events = "".join(p.read_text() for p in runs[0].rglob("job_events/*.json"))
+    assert "/nonexistent/python does not exist" in events
