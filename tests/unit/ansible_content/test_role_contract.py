@@ -16,6 +16,7 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from sglfleet.docgen import PLANNER_FED, role_option
 from sglfleet.host_plan import host_plans
 from sglfleet.inventory import load_inventory
 from sglfleet.launch import launch_table
@@ -57,18 +58,8 @@ def test_the_spec_refuses_a_record_it_does_not_know() -> None:
     assert "surprise" in errors and "port" in errors
 
 
-# role input <- the host's sglfleet_plan key
-PLANNER_FED = {
-    ("sglang_server", "sglang_server_launch"): "launch",
-    ("sglang_router", "sglang_router_workers"): "router_workers",
-    ("monitoring", "monitoring_prometheus_targets"): "monitoring_targets",
-}
-
-
 def _role_option(role: str, name: str) -> dict[str, Any]:
-    specs = yaml.safe_load((ROOT / "roles" / role / "meta/argument_specs.yml").read_text())
-    option: dict[str, Any] = specs["argument_specs"]["main"]["options"][name]
-    return option
+    return role_option(ROOT, role, name)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
