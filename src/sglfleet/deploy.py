@@ -88,8 +88,25 @@ def converge(
             result = run(live)
         print_recap(result.state)
     if result.rc != 0 and not quiet:
-        err_console.print(f"Error: {playbook} failed (ansible exit code {result.rc})")
-        err_console.print(
-            f"Hint: fix the failures above, then re-run; full log in {result.artifacts}"
-        )
+        report_failure(playbook, result)
     return result
+
+
+def report_failure(playbook: str, result: RunResult) -> None:
+    """Why a run failed: the failures shown above, or, when no task ran, what Ansible said."""
+    if result.failed_before_any_task:
+        said = result.early_output or "(it printed nothing)"
+        err_console.print(
+            f"Error: {playbook} stopped before its first task (ansible exit code {result.rc}):",
+            markup=False,
+        )
+        for line in said.splitlines():
+            err_console.print(f"  {line}", markup=False, highlight=False)
+        err_console.print(
+            "Hint: fix what Ansible says above (a syntax error, a missing collection, an "
+            f"unreadable inventory or key), then re-run; full log in {result.artifacts}",
+            markup=False,
+        )
+        return
+    err_console.print(f"Error: {playbook} failed (ansible exit code {result.rc})")
+    err_console.print(f"Hint: fix the failures above, then re-run; full log in {result.artifacts}")

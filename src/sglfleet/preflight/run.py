@@ -38,6 +38,18 @@ def gpu_checks(inventory: Path, limit: str | None, quiet: bool) -> list[Check]:
     checks: list[Check] = []
     gpu_hosts = [h for h, host in inv.hosts.items() if "sglfleet_gpu_nodes" in host.groups]
     unreachable = {f.host for f in result.state.failures if f.unreachable}
+    if result.failed_before_any_task:
+        said = result.early_output.splitlines()[-1:] or ["it printed nothing"]
+        return [
+            Check(
+                host="controller",
+                check="ansible",
+                status="fail",
+                observed=f"Ansible did not run (exit code {result.rc}): {said[0]}",
+                expected="the GPU preflight playbook runs",
+                fix=f"no host was contacted; fix what Ansible says, log in {result.artifacts}",
+            )
+        ]
     for host in gpu_hosts:
         if limit and host not in result.state.hosts and host not in raws:
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 import ansible_runner
 
+from sglfleet.errors import SglfleetError
 from sglfleet.events import Event, RunFinished, RunState, parse_event, reduce
 from sglfleet.paths import project_root, sglfleet_home
 
@@ -25,6 +27,41 @@ class RunResult:
     status: str
     state: RunState
     artifacts: Path
+    # When the run failed before any task: the last lines Ansible (or ansible-runner) printed.
+    early_output: str = ""
+
+    @property
+    def failed_before_any_task(self) -> bool:
+        return self.rc != 0 and self.state.tasks_seen == 0
+
+
+def ansible_bin_dir() -> Path:
+    """Where the Ansible executables of the interpreter running sglfleet are (its venv's bin).
+
+    Not resolved: a venv's python is a link to the base interpreter, and the executables sit
+    beside the link. pipx, `pip install` into any venv, `python -m sglfleet` and an absolute path
+    to the entry point all run with this interpreter, whether or not its folder is on PATH.
+    """
+    return Path(sys.executable).parent
+
+
+def _run_path() -> str:
+    """PATH for Ansible's run: the interpreter's own bin first, then the caller's PATH."""
+    bin_dir = ansible_bin_dir()
+    if not (bin_dir / "ansible-playbook").is_file() and shutil.which("ansible-playbook") is None:
+        raise SglfleetError(
+            f"ansible-playbook is not installed beside {sys.executable} nor on PATH",
+            "install sglfleet with its dependencies into one environment (`pipx install .` or "
+            "`pip install .` in a venv; ansible-core comes with it), then run that sglfleet",
+        )
+    return os.pathsep.join([str(bin_dir), os.environ.get("PATH") or os.defpath])
+
+
+def _early_output(workspace: Path, lines: int = 15) -> str:
+    """The tail of what the run printed (ansible-runner keeps it as artifacts/<id>/stdout)."""
+    texts = [p.read_text(errors="replace") for p in sorted(workspace.glob("artifacts/*/stdout"))]
+    tail = "\n".join(texts).strip().splitlines()[-lines:]
+    return "\n".join(line.rstrip() for line in tail)
 
 
 def _workspace(playbook: str) -> Path:
@@ -108,6 +145,7 @@ def run_playbook(
         "ANSIBLE_CALLBACKS_ENABLED": "sglfleet_gc,sglfleet_changes",
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(sglfleet_home() / "facts"),
         "SGLFLEET_PROJECT": str(root),
+        "PATH": _run_path(),
     }
     kwargs: dict[str, Any] = {
         "private_data_dir": str(workspace),
@@ -142,4 +180,5 @@ def run_playbook(
     reduce(state, final)
     if on_event is not None:
         on_event(final, state)
-    return RunResult(rc=rc, status=status, state=state, artifacts=workspace)
+    early = _early_output(workspace) if rc != 0 and state.tasks_seen == 0 else ""
+    return RunResult(rc=rc, status=status, state=state, artifacts=workspace, early_output=early)

@@ -1,0 +1,58 @@
+"""sglfleet runs Ansible however it is installed, and says why when Ansible did not run.
+
+The CLI is started by its absolute path with a bare environment (no venv on PATH), as pipx, a
+systemd timer, a cron line or a CI job would run it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sglfleet.deploy import report_failure
+from sglfleet.runner import run_playbook
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "inventories" / "examples" / "qwen3-8b-4x1"  # hosts at 192.0.2.31-34 (TEST-NET)
+ENTRY_POINT = Path(sys.executable).with_name("sglfleet")
+
+
+def test_the_cli_by_its_path_without_its_venv_on_path_reaches_the_hosts(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv"
+    shutil.copytree(EXAMPLE, inventory)
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "SGLFLEET_HOME": str(tmp_path / "h")}
+    proc = subprocess.run(
+        [str(ENTRY_POINT), "up", "-i", str(inventory), "--check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "exit code 127" not in out and "not found" not in out, out[-3000:]
+    # Ansible ran and tried every host: each is named with why it could not be reached.
+    for host, address in (("qwen-1", "192.0.2.31"), ("qwen-4", "192.0.2.34")):
+        assert host in out and address in out, out[-3000:]
+    assert "unreachable" in out
+
+
+def test_a_run_that_stops_before_any_task_says_what_ansible_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "300")
+    result = run_playbook("playbooks/no-such-playbook.yml", EXAMPLE)
+    assert result.rc != 0 and result.failed_before_any_task
+    assert "no-such-playbook.yml" in result.early_output
+    report_failure("no-such-playbook.yml", result)
+    err = capsys.readouterr().err
+    assert "stopped before its first task" in err
+    assert "no-such-playbook.yml" in err.split("stopped before its first task", 1)[1]
+    assert "fix the failures above" not in err
