@@ -120,6 +120,33 @@ def up(
 
 @app.command()
 @handled
+def doctor(
+    inventory: Annotated[
+        Path | None,
+        typer.Option("--inventory", "-i", help="Also check this inventory's keys and vault."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Is this controller ready: Ansible, collections, ssh, keys, vault, lab; a fix per row."""
+    # lazy: CLI start-up: a command loads only what it runs
+    from sglfleet.doctor import diagnose, document
+
+    items = diagnose(inventory)
+    found = document(items)
+    if as_json:
+        emit_json(found)
+    else:
+        # lazy: CLI start-up: a command loads only what it runs
+        from sglfleet.ui.render import print_table
+
+        rows = [[i.item, i.status.upper(), i.observed, i.fix] for i in items]
+        print_table("Controller", ["item", "status", "observed", "fix"], rows)
+    if found["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
 def preflight(
     inventory: InventoryOpt,
     nccl: Annotated[bool, typer.Option("--nccl", help="Also measure NCCL all-reduce.")] = False,
