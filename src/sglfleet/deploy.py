@@ -16,7 +16,6 @@ from sglfleet.inventory import load_inventory
 from sglfleet.models import ClusterPlan, Inventory
 from sglfleet.runner import RunResult, forks_for, run_playbook
 from sglfleet.topology import plan
-from sglfleet.ui.render import LiveRun, err_console, print_recap
 
 
 class Cluster(NamedTuple):
@@ -60,53 +59,25 @@ def converge(
     tags: str | None = None,
     check: bool = False,
     diff: bool = False,
-    quiet: bool = False,
     playbook: str = "site.yml",
     extravars: dict[str, Any] | None = None,
+    on_event: Callable[[Event, RunState], None] | None = None,
 ) -> RunResult:
+    """Check and plan the inventory, then run `playbook` (site.yml); `on_event` sees every event.
+
+    Prints nothing: the CLI shows the run (`ui.render.LiveRun`) and its result."""
     loaded = load_cluster(inventory).inventory
     # A user's ANSIBLE_FORKS wins; otherwise one fork per host (runner.forks_for).
     forks = None if os.environ.get("ANSIBLE_FORKS") else forks_for(len(loaded.hosts))
 
-    def run(on_event: Callable[[Event, RunState], None] | None) -> RunResult:
-        return run_playbook(
-            playbook,
-            inventory,
-            limit=limit,
-            tags=tags,
-            check=check,
-            diff=diff,
-            extravars=extravars,
-            forks=forks,
-            on_event=on_event,
-        )
-
-    if quiet:
-        result = run(None)
-    else:
-        with LiveRun() as live:
-            result = run(live)
-        print_recap(result.state)
-    if result.rc != 0 and not quiet:
-        report_failure(playbook, result)
-    return result
-
-
-def report_failure(playbook: str, result: RunResult) -> None:
-    """Why a run failed: the failures shown above, or, when no task ran, what Ansible said."""
-    if result.failed_before_any_task:
-        said = result.early_output or "(it printed nothing)"
-        err_console.print(
-            f"Error: {playbook} stopped before its first task (ansible exit code {result.rc}):",
-            markup=False,
-        )
-        for line in said.splitlines():
-            err_console.print(f"  {line}", markup=False, highlight=False)
-        err_console.print(
-            "Hint: fix what Ansible says above (a syntax error, a missing collection, an "
-            f"unreadable inventory or key), then re-run; full log in {result.artifacts}",
-            markup=False,
-        )
-        return
-    err_console.print(f"Error: {playbook} failed (ansible exit code {result.rc})")
-    err_console.print(f"Hint: fix the failures above, then re-run; full log in {result.artifacts}")
+    return run_playbook(
+        playbook,
+        inventory,
+        limit=limit,
+        tags=tags,
+        check=check,
+        diff=diff,
+        extravars=extravars,
+        forks=forks,
+        on_event=on_event,
+    )

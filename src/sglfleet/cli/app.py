@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sglfleet import __version__
 from sglfleet.cli import ops
 from sglfleet.cli.common import InventoryOpt, JsonOpt, emit_json, handled, progress
+
+if TYPE_CHECKING:  # annotations only: these load with the command that runs
+    from sglfleet.events import Event, RunState
+    from sglfleet.runner import RunResult
 
 app = typer.Typer(
     name="sglfleet",
@@ -93,15 +98,30 @@ def up(
     # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.deploy import converge, parse_extra_vars
 
-    result = converge(
-        inventory,
-        limit=limit,
-        tags=tags,
-        check=check,
-        diff=diff,
-        quiet=as_json,
-        extravars=parse_extra_vars(extra_vars or []),
-    )
+    controls = parse_extra_vars(extra_vars or [])
+
+    def run(on_event: Callable[[Event, RunState], None] | None = None) -> RunResult:
+        return converge(
+            inventory,
+            limit=limit,
+            tags=tags,
+            check=check,
+            diff=diff,
+            extravars=controls,
+            on_event=on_event,
+        )
+
+    if as_json:
+        result = run()
+    else:
+        # lazy: CLI start-up: a command loads only what it runs
+        from sglfleet.ui.render import LiveRun, print_recap, print_run_failure
+
+        with LiveRun() as live:
+            result = run(live)
+        print_recap(result.state)
+        if result.rc != 0:
+            print_run_failure("site.yml", result)
     if as_json:
         emit_json(
             {

@@ -12,6 +12,7 @@ from rich.text import Text
 from sglfleet.errors import SglfleetError
 from sglfleet.events import Event, HostResult, RunState
 from sglfleet.models import ClusterPlan
+from sglfleet.runner import RunResult
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -115,3 +116,23 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for row in rows:
         table.add_row(*(str(c) for c in row))
     console.print(table)
+
+
+def print_run_failure(playbook: str, result: RunResult) -> None:
+    """Why a run failed: the failures shown above, or, when no task ran, what Ansible said."""
+    if result.failed_before_any_task:
+        said = result.early_output or "(it printed nothing)"
+        err_console.print(
+            f"Error: {playbook} stopped before its first task (ansible exit code {result.rc}):",
+            markup=False,
+        )
+        for line in said.splitlines():
+            err_console.print(f"  {line}", markup=False, highlight=False)
+        err_console.print(
+            "Hint: fix what Ansible says above (a syntax error, a missing collection, an "
+            f"unreadable inventory or key), then re-run; full log in {result.artifacts}",
+            markup=False,
+        )
+        return
+    err_console.print(f"Error: {playbook} failed (ansible exit code {result.rc})")
+    err_console.print(f"Hint: fix the failures above, then re-run; full log in {result.artifacts}")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sglfleet.deploy import report_failure
 from sglfleet.runner import run_playbook
+from sglfleet.ui.render import print_run_failure
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "inventories" / "examples" / "qwen3-8b-4x1"  # hosts at 192.0.2.31-34 (TEST-NET)
@@ -51,7 +51,7 @@ def test_a_run_that_stops_before_any_task_says_what_ansible_said(
     result = run_playbook("playbooks/no-such-playbook.yml", EXAMPLE)
     assert result.rc != 0 and result.failed_before_any_task
     assert "no-such-playbook.yml" in result.early_output
-    report_failure("no-such-playbook.yml", result)
+    print_run_failure("no-such-playbook.yml", result)
     err = capsys.readouterr().err
     assert "stopped before its first task" in err
     assert "no-such-playbook.yml" in err.split("stopped before its first task", 1)[1]
