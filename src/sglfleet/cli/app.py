@@ -57,11 +57,7 @@ def plan(inventory: InventoryOpt, as_json: JsonOpt = False) -> None:
     """Show serving groups, ranks, launch commands and the memory-fit check. Touches no host."""
     # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.checks import require_fit
-
-    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.deploy import load_cluster
-
-    # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.topology import plan_json
 
     loaded = load_cluster(inventory, require_fit=False)

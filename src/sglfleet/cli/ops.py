@@ -65,8 +65,6 @@ def register(app: typer.Typer) -> None:
         """Apply changed desired state group by group, health-gated, rolling back a failed group."""
         # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.rollout import RolloutOptions, run_rollout
-
-        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ui.rollout import print_rollout
 
         def confirm(question: str) -> bool:
@@ -107,8 +105,6 @@ def register(app: typer.Typer) -> None:
         """Past rollouts recorded under $SGLFLEET_HOME/rollouts/."""
         # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.rollout import history
-
-        # lazy: CLI start-up: a command loads only what it runs
         from sglfleet.ui.render import print_table
 
         records = history(limit)
