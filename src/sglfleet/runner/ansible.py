@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -15,6 +16,7 @@ import ansible_runner
 
 from sglfleet.errors import SglfleetError
 from sglfleet.events import Event, RunFinished, RunState, parse_event, reduce
+from sglfleet.models import REDACTED
 from sglfleet.paths import project_root, sglfleet_home
 
 # Runs kept under $SGLFLEET_HOME/runs, newest first, besides those a rollout record points to.
@@ -57,11 +59,23 @@ def _run_path() -> str:
     return os.pathsep.join([str(bin_dir), os.environ.get("PATH") or os.defpath])
 
 
+# A syntax error makes Ansible quote the offending line, which may be a secret written in clear.
+_SECRET_VALUE = re.compile(
+    r"(?i)\b([\w.-]*(?:key|token|password|passwd|secret)[\w.-]*['\"]?\s*[:=]\s*)(['\"]?)[^\s'\",}]+"
+)
+
+
+def redact_secrets(text: str) -> str:
+    """`sglfleet_api_key: sk-1` -> `sglfleet_api_key: <redacted>` (any key/token/password name)."""
+    return _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
 def _early_output(workspace: Path, lines: int = 15) -> str:
-    """The tail of what the run printed (ansible-runner keeps it as artifacts/<id>/stdout)."""
+    """The tail of what the run printed (ansible-runner keeps it as artifacts/<id>/stdout),
+    secret-looking values redacted: the CLI prints it."""
     texts = [p.read_text(errors="replace") for p in sorted(workspace.glob("artifacts/*/stdout"))]
     tail = "\n".join(texts).strip().splitlines()[-lines:]
-    return "\n".join(line.rstrip() for line in tail)
+    return redact_secrets("\n".join(line.rstrip() for line in tail))
 
 
 def _workspace(playbook: str) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sglfleet.runner import run_playbook
+from sglfleet.runner.ansible import redact_secrets
 from sglfleet.ui.render import print_run_failure
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,3 +57,10 @@ def test_a_run_that_stops_before_any_task_says_what_ansible_said(
     assert "stopped before its first task" in err
     assert "no-such-playbook.yml" in err.split("stopped before its first task", 1)[1]
     assert "fix the failures above" not in err
+
+
+def test_what_ansible_quotes_before_a_task_hides_secret_values() -> None:
+    quoted = "sglfleet_api_key: sk-live-123\n  hf_token = 'hf_abc'\nport: 8000"
+    shown = redact_secrets(quoted)
+    assert "sk-live-123" not in shown and "hf_abc" not in shown
+    assert "sglfleet_api_key: <redacted>" in shown and "port: 8000" in shown
