@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sglfleet.hardware import line_rate  # noqa: E402
 from sglfleet.preflight import nccl as preflight  # noqa: E402
+from sglfleet.ui.preflight import bandwidth_table  # noqa: E402
 
 BENCH = ROOT / "roles" / "nccl_tuning" / "files" / "sglfleet-allreduce-bench"
 DOC = ROOT / "docs" / "fabric.md"
@@ -215,7 +217,7 @@ def report(document: dict[str, Any], source: str) -> None:
     for name, doc in document["runs"].items():
         print(f"\n## {name}: {doc.get('tool', '')}{'' if doc.get('ok') else ' (FAILED)'}")
         if doc.get("rows"):
-            print(preflight.render_table(preflight.table(doc, rate)))
+            print(bandwidth_table(asdict(r) for r in preflight.table(doc, rate)))
         verdict = document["verdicts"].get(name)
         if verdict is not None:
             state = "PASS" if verdict["ok"] else "FAIL"

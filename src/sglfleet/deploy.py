@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -11,10 +10,9 @@ import yaml
 
 from sglfleet import checks
 from sglfleet.errors import SglfleetError
-from sglfleet.events import Event, RunState
 from sglfleet.inventory import load_inventory
 from sglfleet.models import ClusterPlan, Inventory
-from sglfleet.runner import RunResult, forks_for, run_playbook
+from sglfleet.runner import EventHandler, RunResult, forks_for, run_playbook
 from sglfleet.topology import plan
 
 
@@ -61,7 +59,7 @@ def converge(
     diff: bool = False,
     playbook: str = "site.yml",
     extravars: dict[str, Any] | None = None,
-    on_event: Callable[[Event, RunState], None] | None = None,
+    on_event: EventHandler | None = None,
 ) -> RunResult:
     """Check and plan the inventory, then run `playbook` (site.yml); `on_event` sees every event.
 

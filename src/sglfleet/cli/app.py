@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,8 +12,7 @@ from sglfleet.cli import ops
 from sglfleet.cli.common import InventoryOpt, JsonOpt, emit_json, handled, progress
 
 if TYPE_CHECKING:  # annotations only: these load with the command that runs
-    from sglfleet.events import Event, RunState
-    from sglfleet.runner import RunResult
+    from sglfleet.runner import EventHandler, RunResult
 
 app = typer.Typer(
     name="sglfleet",
@@ -96,7 +94,7 @@ def up(
 
     controls = parse_extra_vars(extra_vars or [])
 
-    def run(on_event: Callable[[Event, RunState], None] | None = None) -> RunResult:
+    def run(on_event: EventHandler | None = None) -> RunResult:
         return converge(
             inventory,
             limit=limit,
@@ -173,8 +171,18 @@ def preflight(
     # lazy: CLI start-up: a command loads only what it runs
     from sglfleet.preflight.run import run_preflight
 
-    failed = run_preflight(inventory, nccl=nccl, limit=limit, as_json=as_json)
-    if failed:
+    if as_json:
+        document = run_preflight(inventory, nccl=nccl, limit=limit)
+        emit_json(document)
+    else:
+        # lazy: CLI start-up: rich loads only for a terminal's output
+        from sglfleet.ui.preflight import render_preflight
+        from sglfleet.ui.render import LiveRun
+
+        with LiveRun() as live:
+            document = run_preflight(inventory, nccl=nccl, limit=limit, on_event=live)
+        render_preflight(document)
+    if document["failed"]:
         raise typer.Exit(1)
 
 

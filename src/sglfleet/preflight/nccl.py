@@ -7,7 +7,7 @@ by message size and a summary dict for `sglfleet preflight --nccl --json`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -166,19 +166,6 @@ def table(result: Mapping[str, Any], rate: float | None) -> list[Row]:
             )
         )
     return rows
-
-
-def render_table(rows: Iterable[Row]) -> str:
-    lines = [f"{'size':>6} {'time_us':>11} {'algbw GB/s':>11} {'busbw GB/s':>11} {'of line':>8}"]
-    for row in rows:
-        fraction = (
-            f"{row.fraction_of_line_rate:.0%}" if row.fraction_of_line_rate is not None else "-"
-        )
-        lines.append(
-            f"{row.size:>6} {row.time_us:>11.1f} {row.algbw_gbps:>11.2f}"
-            f" {row.busbw_gbps:>11.2f} {fraction:>8}"
-        )
-    return "\n".join(lines)
 
 
 def peak_busbw(result: Mapping[str, Any], large_message_bytes: int) -> float | None:

@@ -1,4 +1,4 @@
-"""`sglfleet preflight --nccl`: run the all-reduce benchmark playbook, judge each result, report."""
+"""`sglfleet preflight --nccl`: run the all-reduce benchmark playbook, judge each result."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 
 from sglfleet.events.model import Failure
 from sglfleet.inventory import load_inventory
-from sglfleet.preflight.nccl import Check, judge, render_table, table
-from sglfleet.runner import run_playbook
-from sglfleet.ui.render import console, print_table
+from sglfleet.preflight.nccl import Check, judge
+from sglfleet.runner import EventHandler, run_playbook
 
 PLAYBOOK = "playbooks/nccl_preflight.yml"
 
@@ -59,10 +58,12 @@ def playbook_checks(failures: Sequence[Failure], rc: int, artifacts: Path) -> li
     return checks
 
 
-def nccl_report(inventory: Path, *, limit: str | None, quiet: bool) -> dict[str, Any]:
-    """Judge every result the playbook reported; print tables unless quiet; return --json."""
+def nccl_report(
+    inventory: Path, *, limit: str | None, on_event: EventHandler | None = None
+) -> dict[str, Any]:
+    """Judge every result the playbook reported: the `nccl` part of `preflight --json`."""
     inv = load_inventory(inventory)
-    result = run_playbook(PLAYBOOK, inventory, limit=limit)
+    result = run_playbook(PLAYBOOK, inventory, limit=limit, on_event=on_event)
     raw = result.state.data.get("sglfleet_nccl_preflight")
     reported = raw if isinstance(raw, dict) else {}
     documents = {
@@ -74,7 +75,6 @@ def nccl_report(inventory: Path, *, limit: str | None, quiet: bool) -> dict[str,
         result.state.failures,
         result.rc,
         result.artifacts,
-        quiet=quiet,
     )
 
 
@@ -84,21 +84,15 @@ def report(
     failures: Sequence[Failure],
     rc: int,
     artifacts: Path,
-    *,
-    quiet: bool,
 ) -> dict[str, Any]:
-    """Checks of every result plus the playbook's failures; printed unless quiet; the --json."""
+    """Checks of every result plus the playbook's failures (`ui.preflight.render_nccl` shows it)."""
     checks: list[Check] = []
     summaries: list[dict[str, Any]] = []
     for name, document in documents.items():
         found, summary = judge(document, variables)
         checks.extend(found)
         summaries.append({"file": name, **summary})
-        if not quiet:
-            _print(name, document, found, summary)
     broken = playbook_checks(failures, rc, artifacts)
-    if not quiet and broken:
-        _print_checks("NCCL preflight playbook", broken)
     failed = sum(c.status == "fail" for c in checks) + len(broken)
     return {
         "results": summaries,
@@ -110,29 +104,3 @@ def report(
         "playbook_rc": rc,
         "failed": failed,
     }
-
-
-def _cause_and_fix(check: Check) -> str:
-    fix = f"fix: {check.fix}" if check.fix else ""
-    return "; ".join(part for part in (check.cause, fix) if part)
-
-
-def _print_checks(title: str, checks: list[Check]) -> None:
-    print_table(
-        title,
-        ["host", "check", "status", "observed", "expected", "likely cause / fix"],
-        [
-            [c.host, c.check, c.status.upper(), c.observed, c.expected, _cause_and_fix(c)]
-            for c in checks
-        ],
-    )
-
-
-def _print(
-    name: str, document: dict[str, Any], checks: list[Check], summary: dict[str, Any]
-) -> None:
-    console.print(f"[bold]{name}[/] ({summary.get('scope')}, tool {summary.get('tool')})")
-    rate = summary.get("line_rate_gbps")
-    if document.get("rows"):
-        console.print(render_table(table(document, rate if isinstance(rate, float) else None)))
-    _print_checks(f"NCCL checks: {name}", checks)

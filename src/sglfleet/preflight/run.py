@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +9,7 @@ from sglfleet.deploy import load_cluster
 from sglfleet.inventory import load_inventory
 from sglfleet.preflight.gpu import Check, evaluate, expected_for_host, summarize
 from sglfleet.preflight.nccl_run import nccl_report
-from sglfleet.runner import RunResult, run_playbook
-from sglfleet.ui.render import LiveRun, console, print_table
-
-
-def _run(playbook: str, inventory: Path, limit: str | None, quiet: bool) -> RunResult:
-    if quiet:
-        return run_playbook(playbook, inventory, limit=limit)
-
-    with LiveRun() as live:
-        return run_playbook(playbook, inventory, limit=limit, on_event=live)
+from sglfleet.runner import EventHandler, RunResult, run_playbook
 
 
 def reported(result: RunResult, key: str) -> dict[str, dict[str, Any]]:
@@ -31,9 +20,12 @@ def reported(result: RunResult, key: str) -> dict[str, dict[str, Any]]:
     return {str(name): doc for name, doc in raw.items() if isinstance(doc, dict)}
 
 
-def gpu_checks(inventory: Path, limit: str | None, quiet: bool) -> list[Check]:
+def gpu_checks(
+    inventory: Path, limit: str | None, on_event: EventHandler | None = None
+) -> list[Check]:
+    """Run the GPU preflight playbook and judge what each GPU node reported."""
     inv = load_inventory(inventory)
-    result = _run("playbooks/gpu_preflight.yml", inventory, limit, quiet)
+    result = run_playbook("playbooks/gpu_preflight.yml", inventory, limit=limit, on_event=on_event)
     raws = reported(result, "sglfleet_gpu_preflight")
     checks: list[Check] = []
     gpu_hosts = [h for h, host in inv.hosts.items() if "sglfleet_gpu_nodes" in host.groups]
@@ -71,36 +63,17 @@ def gpu_checks(inventory: Path, limit: str | None, quiet: bool) -> list[Check]:
     return checks
 
 
-def run_preflight(inventory: Path, *, nccl: bool, limit: str | None, as_json: bool) -> int:
-    """Run the checks; print a table (or JSON); return the number of failed checks."""
-    load_cluster(inventory)
-    checks = gpu_checks(inventory, limit, quiet=as_json)
-    document: dict[str, Any] = summarize(checks)
-    failed = int(document["failed"])
-    if nccl:
-        nccl_document = nccl_report(inventory, limit=limit, quiet=as_json)
-        document["nccl"] = nccl_document
-        failed += int(nccl_document.get("failed", 0))
-        document["failed"] = failed
-    if as_json:
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
-        return failed
+def run_preflight(
+    inventory: Path, *, nccl: bool, limit: str | None, on_event: EventHandler | None = None
+) -> dict[str, Any]:
+    """Run the checks and judge them: the `--json` document (`failed` counts failed checks).
 
-    rows = [
-        [
-            c.host,
-            c.check,
-            c.status.upper(),
-            c.observed,
-            c.expected,
-            c.fix if c.status != "ok" else "",
-        ]
-        for c in checks
-    ]
-    print_table("GPU preflight", ["host", "check", "status", "observed", "expected", "fix"], rows)
-    if failed:
-        console.print(f"[bold red]Error: {failed} preflight check(s) failed[/]")
-        console.print("[yellow]Hint: apply each failed check's fix, then re-run the preflight[/]")
-    else:
-        console.print("[green]All preflight checks passed (skips say why they were skipped)[/]")
-    return failed
+    `ui.preflight.render_preflight` shows it on a terminal; `on_event` follows the playbooks live.
+    """
+    load_cluster(inventory)
+    document: dict[str, Any] = summarize(gpu_checks(inventory, limit, on_event))
+    if nccl:
+        nccl_document = nccl_report(inventory, limit=limit, on_event=on_event)
+        document["nccl"] = nccl_document
+        document["failed"] = int(document["failed"]) + int(nccl_document.get("failed", 0))
+    return document

@@ -19,6 +19,9 @@ from sglfleet.events import Event, RunFinished, RunState, parse_event, reduce
 from sglfleet.models import REDACTED
 from sglfleet.paths import project_root, sglfleet_home
 
+# What follows a run live: called with each event and the state it leads to.
+EventHandler = Callable[[Event, RunState], None]
+
 # Runs kept under $SGLFLEET_HOME/runs, newest first, besides those a rollout record points to.
 KEEP_RUNS = 50
 
@@ -125,7 +128,7 @@ def run_playbook(
     diff: bool = False,
     extravars: dict[str, Any] | None = None,
     forks: int | None = None,
-    on_event: Callable[[Event, RunState], None] | None = None,
+    on_event: EventHandler | None = None,
 ) -> RunResult:
     """Run `playbook` (relative to the project) against an inventory directory."""
     root = project_root()

@@ -307,7 +307,41 @@ def test_sglfleet_reads_each_nodes_data_from_the_runs_events(
     )
     monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    (check,) = gpu_checks(inventory, None, quiet=True)
+    (check,) = gpu_checks(inventory, None)
     assert (check.host, check.status) == ("gpu-1", "skip")
     assert "simulated" in check.observed
     assert not list(tmp_path.glob("**/gpu-1.json"))
+
+
+def test_the_cli_renders_what_the_service_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sglfleet preflight`: the service returns the document, the CLI prints it (table or JSON)."""
+    from typer.testing import CliRunner
+
+    from sglfleet.cli.app import app
+
+    inventory = tmp_path / "inv"
+    inventory.mkdir()
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "sglfleet_gpu_count": 8,
+        "sglfleet_gpu_model": "H100-SXM5-80GB",
+        "sglfleet_simulated_gpus": True,
+    }
+    (inventory / "hosts.yml").write_text(
+        yaml.safe_dump({"all": {"children": {"sglfleet_gpu_nodes": {"hosts": {"gpu-1": host}}}}})
+    )
+    monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    as_json = runner.invoke(app, ["preflight", "-i", str(inventory), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert document["failed"] == 0
+    assert document["nodes"][0]["checks"][0]["status"] == "skip"
+    table = runner.invoke(app, ["preflight", "-i", str(inventory)])
+    assert table.exit_code == 0, table.output
+    assert "GPU preflight" in table.stdout and "SKIP" in table.stdout
+    assert "All preflight checks passed" in table.stdout

@@ -7,6 +7,7 @@ the InfiniBand log lines follow NCCL 2.x's INFO format (no InfiniBand machine wa
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import asdict
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +17,7 @@ import pytest
 
 from sglfleet.hardware import line_rate as gpu_line_rate
 from sglfleet.preflight import nccl as preflight
+from sglfleet.ui.preflight import bandwidth_table
 
 ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "roles" / "nccl_tuning" / "files" / "sglfleet-allreduce-bench"
@@ -249,7 +251,7 @@ def test_table_summary_and_reference_comparison() -> None:
     rows = preflight.table(good, 450.0)
     assert [r.size for r in rows] == ["1M", "64M", "1G", "4G"]
     assert rows[-1].fraction_of_line_rate == pytest.approx(0.771, abs=1e-3)
-    assert "4G" in preflight.render_table(rows)
+    assert "4G" in bandwidth_table(asdict(r) for r in rows)
     checks = preflight.evaluate(good, H200, preflight.Context(host="gpu-1"))
     summary = preflight.summary(good, checks, H200, preflight.Context(host="gpu-1"))
     assert summary["ok"] is True and summary["peak_busbw_gbps"] == 346.84

@@ -25,6 +25,7 @@ import yaml
 from sglfleet.events.model import Failure
 from sglfleet.preflight import nccl as preflight
 from sglfleet.preflight import nccl_run
+from sglfleet.ui.preflight import render_nccl
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOK = ROOT / "playbooks" / "nccl_preflight.yml"
@@ -137,9 +138,8 @@ def test_playbook_failure_is_a_table_row_not_only_json(
     monkeypatch.setattr(render.console, "width", 400)
     message = "Conditional result (None) was derived from value of type 'NoneType'"
     failures = [Failure("gpu-1", "NCCL preflight | Write the group's result", message, False)]
-    document = nccl_run.report(
-        {"nccl-node-gpu-1": _good_document()}, {}, failures, 2, tmp_path, quiet=False
-    )
+    document = nccl_run.report({"nccl-node-gpu-1": _good_document()}, {}, failures, 2, tmp_path)
+    render_nccl(document)
     printed = capsys.readouterr().out
     assert document["failed"] == 1
     assert document["playbook_checks"][0]["check"] == "nccl.playbook"
@@ -150,9 +150,7 @@ def test_playbook_failure_is_a_table_row_not_only_json(
 
 
 def test_clean_run_has_no_playbook_rows(tmp_path: Path) -> None:
-    document = nccl_run.report(
-        {"nccl-node-gpu-1": _good_document()}, {}, [], 0, tmp_path, quiet=True
-    )
+    document = nccl_run.report({"nccl-node-gpu-1": _good_document()}, {}, [], 0, tmp_path)
     assert document["failed"] == 0
     assert document["playbook_checks"] == []
 
@@ -248,7 +246,7 @@ def test_sglfleet_reads_the_results_from_the_runs_events(
     for key, value in node_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
-    document = nccl_run.nccl_report(inventory, limit=None, quiet=True)
+    document = nccl_run.nccl_report(inventory, limit=None)
     assert document["playbook_rc"] == 0, document
     (result,) = document["results"]
     assert result["file"] == "nccl-node-gpu-1"
