@@ -1,12 +1,16 @@
-"""Documentation tables generated from the code that owns their facts.
+"""Documentation tables and role specs generated from the code that owns their facts.
 
 A generated table sits in a docs page between `<!-- generated: NAME -->` and `<!-- end: NAME -->`;
-`python -m sglfleet.docgen` rewrites every such block, and tests/unit/sglfleet/test_docgen.py fails
-when a page differs from what the code would write (edit the code, then regenerate).
+a generated part of a role's `meta/argument_specs.yml` between `# generated: NAME` and
+`# end: NAME` comments (at the indentation of the block). `python -m sglfleet.docgen` rewrites
+every such block, and tests/unit/sglfleet/test_docgen.py fails when a file differs from what the
+code would write (edit the code, then regenerate).
 
 - `gpu-catalog`: `sglfleet.hardware.GPU_CATALOG`;
-- `planner-inputs`: the role inputs the plan feeds (`PLANNER_FED`), option by option, from the
-  roles' `meta/argument_specs.yml`.
+- `planner-inputs`: the role inputs the plan feeds (`sglfleet.contract.PLANNER_FED`), option by
+  option;
+- `spec-<role input>`: the `options:` of that input in its role's argument specs, from its
+  TypedDict in `sglfleet.contract`.
 """
 
 from __future__ import annotations
@@ -20,17 +24,16 @@ from typing import Any
 import yaml
 
 from sglfleet import hardware
+from sglfleet.contract import FILTER_FED, PLANNER_FED, spec_options
 from sglfleet.paths import project_root
-
-# role input <- the key of the host's sglfleet_plan that the playbooks pass to it
-PLANNER_FED: dict[tuple[str, str], str] = {
-    ("sglang_server", "sglang_server_launch"): "launch",
-    ("sglang_router", "sglang_router_workers"): "router_workers",
-    ("monitoring", "monitoring_prometheus_targets"): "monitoring_targets",
-}
 
 _BLOCK = re.compile(
     r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.S
+)
+_YAML_BLOCK = re.compile(
+    r"^(?P<indent> *)(?P<open># generated: (?P<name>[\w-]+)[^\n]*\n)(?P<body>.*?)"
+    r"^(?P=indent)(?P<close># end: (?P=name)\n)",
+    re.S | re.M,
 )
 
 
@@ -66,17 +69,50 @@ def _type(option: dict[str, Any]) -> str:
     return kind
 
 
-def planner_inputs(root: Path) -> str:
+def planner_inputs(_root: Path) -> str:
     rows = ["| role input | from `sglfleet_plan` | option | type | required | meaning |"]
     rows.append("|---|---|---|---|---|---|")
-    for (role, name), key in PLANNER_FED.items():
-        option = role_option(root, role, name)
-        for sub, spec in option.get("options", {}).items():
+    inputs = [(name, f"`{key}`", record) for (_r, name), (key, record) in PLANNER_FED.items()]
+    inputs += [
+        (f"{name}[]", f"`{key}` via `{via}`", record)
+        for (_r, name), (key, via, record) in FILTER_FED.items()
+    ]
+    for name, source, record in inputs:
+        for sub, spec in spec_options(record).items():
             rows.append(
-                f"| `{name}` | `{key}` | `{sub}` | {_type(spec)} |"
+                f"| `{name}` | {source} | `{sub}` | {_type(spec)} |"
                 f" {'yes' if spec.get('required') else 'no'} | {_cell(spec.get('description'))} |"
             )
     return "\n".join(rows) + "\n"
+
+
+def _flow(value: dict[str, Any]) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000).strip()
+
+
+def spec_yaml(options: dict[str, dict[str, Any]], indent: int) -> str:
+    """argument_specs `options:` as the roles write them: one flow line per leaf option."""
+    pad = " " * indent
+    lines: list[str] = []
+    for name, option in options.items():
+        nested = option.get("options")
+        if nested is None:
+            lines.append(f"{pad}{name}: {_flow(option)}")
+            continue
+        lines.append(f"{pad}{name}:")
+        for key, value in option.items():
+            if key != "options":
+                lines.append(f"{pad}  {key}: {_flow({key: value})[1:-1].split(': ', 1)[1]}")
+        lines.append(f"{pad}  options:")
+        lines.append(spec_yaml(nested, indent + 4).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def role_specs() -> dict[str, type]:
+    """`spec-<input>` -> the TypedDict its options are generated from."""
+    specs = {f"spec-{name}": record for (_role, name), (_key, record) in PLANNER_FED.items()}
+    specs.update({f"spec-{name}": rec for (_role, name), (_k, _via, rec) in FILTER_FED.items()})
+    return specs
 
 
 GENERATORS: dict[str, Callable[[Path], str]] = {
@@ -86,17 +122,29 @@ GENERATORS: dict[str, Callable[[Path], str]] = {
 
 
 def render(text: str, root: Path) -> str:
-    """The page with every generated block rewritten."""
+    """The page (or spec file) with every generated block rewritten."""
 
     def block(match: re.Match[str]) -> str:
         body = GENERATORS[match["name"]](root)
         return f"{match.group(1)}{body}{match.group(4)}"
 
-    return _BLOCK.sub(block, text)
+    def yaml_block(match: re.Match[str]) -> str:
+        indent = match["indent"]
+        body = spec_yaml(spec_options(role_specs()[match["name"]]), len(indent))
+        return f"{indent}{match['open']}{body}{indent}{match['close']}"
+
+    return _YAML_BLOCK.sub(yaml_block, _BLOCK.sub(block, text))
 
 
 def pages(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "docs").glob("*.md") if _BLOCK.search(p.read_text()))
+    """Docs pages and role spec files that hold a generated block."""
+    candidates = [
+        *(root / "docs").glob("*.md"),
+        *(root / "roles").glob("*/meta/argument_specs.yml"),
+    ]
+    return sorted(
+        p for p in candidates if _BLOCK.search(p.read_text()) or _YAML_BLOCK.search(p.read_text())
+    )
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sglfleet.checks import problems as inventory_problems
 from sglfleet.cluster import replicas
+from sglfleet.contract import FirewallPlan, MonitoringTargets, RouterWorkers
 from sglfleet.errors import InventoryError, Problem
 from sglfleet.inventory import load_inventory
 from sglfleet.launch import launch_table
@@ -59,8 +60,8 @@ def host_plans(inv: Inventory) -> dict[str, dict[str, Any]]:
     """`sglfleet_plan` of every host of a valid inventory (`checks.problems(inv)` found nothing)."""
     cluster = plan(inv, checked=True)
     launches = launch_table(inv, cluster)
-    workers: dict[str, Any] | None = None
-    targets: dict[str, Any] | None = None
+    workers: RouterWorkers | None = None
+    targets: MonitoringTargets | None = None
     all_replicas = replicas(inv)
     routers = [n for n, h in inv.hosts.items() if ROUTER_GROUP in h.groups]
     # Prometheus runs on the sglfleet_monitoring hosts, else the first router host.
@@ -87,11 +88,12 @@ def host_plans(inv: Inventory) -> dict[str, dict[str, Any]]:
                 launch["nccl_env"] if launch else node_nccl_env(host, host, inv.global_vars)
             )
         if GPU_GROUP in host.groups or ROUTER_GROUP in host.groups:
-            entry["firewall"] = (
-                {"problems": address_lines}
+            firewall: FirewallPlan = (
+                {"problems": address_lines, "rules": [], "monitoring": []}
                 if address_lines
-                else {"problems": [], **rule_templates(inv, name, all_replicas)}
+                else rule_templates(inv, name, all_replicas)
             )
+            entry["firewall"] = firewall
         out[name] = entry
     return out
 

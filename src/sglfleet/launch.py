@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from sglfleet.contract import LaunchRecord
 from sglfleet.models import ClusterPlan, GroupPlan, Inventory, NodePlan
 from sglfleet.server_config import tokens_to_config
 from sglfleet.topology import plan
 
 
-def _record(inv: Inventory, group: GroupPlan, node: NodePlan) -> dict[str, Any]:
+def _record(inv: Inventory, group: GroupPlan, node: NodePlan) -> LaunchRecord:
     args = list(node.server_args)
     if "--api-key" in args:
         # The API key reaches the node through Ansible's own (vault-decrypted) variables.
@@ -38,7 +37,7 @@ def _record(inv: Inventory, group: GroupPlan, node: NodePlan) -> dict[str, Any]:
     }
 
 
-def launch_table(inv: Inventory, cluster: ClusterPlan | None = None) -> dict[str, dict[str, Any]]:
+def launch_table(inv: Inventory, cluster: ClusterPlan | None = None) -> dict[str, LaunchRecord]:
     """Every serving host's launch record, keyed by host name."""
     cluster = cluster or plan(inv)
     return {

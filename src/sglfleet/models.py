@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A serving group's role: plain serving, or one side of a prefill/decode pair.
+Mode = Literal["regular", "prefill", "decode"]
+
 
 class Secret:
     """A value that must never be printed: vault-encrypted or marked secret in the inventory."""
@@ -78,7 +81,7 @@ class ServingGroupSpec(StrictModel):
     dp: int = 1
     ep: int | None = None
     attn_dp: int | None = None
-    mode: Literal["regular", "prefill", "decode"] = "regular"
+    mode: Mode = "regular"
     port: int = 30000
     dist_init_port: int = 20000
     nccl_port: int | None = None
@@ -147,7 +150,7 @@ class GroupPlan(StrictModel):
     name: str
     model: str
     spec_name: str
-    mode: str
+    mode: Mode
     nnodes: int
     tp: int
     dist_init_addr: str | None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sglfleet.cluster import service_address
+from sglfleet.contract import MonitoringTargets, StaticConfig
 from sglfleet.models import ClusterPlan, Inventory
 from sglfleet.topology import plan
 
@@ -14,7 +13,7 @@ DEFAULT_DCGM_EXPORTER_PORT = 9400
 
 def monitoring_targets(
     inventory: Inventory, cluster: ClusterPlan | None = None
-) -> dict[str, list[dict[str, Any]]]:
+) -> MonitoringTargets:
     """Prometheus static_configs per job: SGLang servers, routers, node and DCGM exporters.
 
     Every member of every serving group is scraped (ranks >= 1 export their scheduler's gauges
@@ -23,7 +22,7 @@ def monitoring_targets(
     `dcgm_exporter_port` (the roles' defaults, 9100 and 9400, unless the inventory sets them).
     """
     cluster = plan(inventory) if cluster is None else cluster
-    sglang: list[dict[str, Any]] = []
+    sglang: list[StaticConfig] = []
     for group in cluster.serving_groups:
         for member in group.nodes:
             sglang.append(
@@ -39,7 +38,7 @@ def monitoring_targets(
                     },
                 }
             )
-    router: list[dict[str, Any]] = []
+    router: list[StaticConfig] = []
     if inventory.router is not None:
         router_host = inventory.hosts[inventory.router.host]
         router.append(
@@ -48,8 +47,8 @@ def monitoring_targets(
                 "labels": {"host": router_host.name},
             }
         )
-    node: list[dict[str, Any]] = []
-    dcgm: list[dict[str, Any]] = []
+    node: list[StaticConfig] = []
+    dcgm: list[StaticConfig] = []
     for name in sorted(inventory.hosts):
         host = inventory.hosts[name]
         address = service_address(host)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sglfleet.cluster import Replica, replicas
+from sglfleet.contract import FirewallPlan, FirewallRule, Protocol, RuleTemplate
 from sglfleet.errors import Problem
 from sglfleet.models import Host, Inventory
 from sglfleet_sglang.ports import (
@@ -184,11 +185,11 @@ class Rule:
 
     name: str
     comment: str
-    protocol: str
+    protocol: Protocol
     ports: tuple[str, ...]
     sources: tuple[str, ...]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FirewallRule:
         ipv4, ipv6 = merge_networks(self.sources)
         return {
             "name": self.name,
@@ -278,7 +279,7 @@ WEB = "web"
 
 def _template(
     name: str, comment: str, ports: Iterable[str], sources: Iterable[str], *audiences: str
-) -> dict[str, Any]:
+) -> RuleTemplate:
     return {
         "name": name,
         "comment": comment,
@@ -291,7 +292,7 @@ def _template(
 
 def rule_templates(
     inv: Inventory, host: str, all_replicas: Sequence[Replica] | None = None
-) -> dict[str, Any]:
+) -> FirewallPlan:
     """What the inventory alone says about `host`'s accept rules, computed once per run.
 
     The controller plans this in its main process; the host adds what only the run knows
@@ -310,7 +311,7 @@ def rule_templates(
     all_replicas = replicas(inv) if all_replicas is None else all_replicas
     modes = {r.name: r.spec.mode for r in all_replicas}
     routers = _addresses_of(inv, router_hosts)
-    rules: list[dict[str, Any]] = []
+    rules: list[RuleTemplate] = []
     for replica in all_replicas:
         if host not in replica.hosts:
             continue
@@ -407,7 +408,7 @@ def rule_templates(
                 CONTROLLER,
             )
         )
-    return {"rules": rules, "monitoring": _unique(monitoring)}
+    return {"problems": [], "rules": rules, "monitoring": list(_unique(monitoring))}
 
 
 def finish_rules(
@@ -419,7 +420,7 @@ def finish_rules(
     node_metrics_ports: Iterable[int] = (),
     web_ports: Iterable[int] = (),
     ephemeral_range: tuple[int, int] = LINUX_EPHEMERAL_RANGE,
-) -> list[dict[str, Any]]:
+) -> list[FirewallRule]:
     """The host's accept rules from its planned templates and what only the run knows."""
     audiences = {
         CLIENTS: _check_networks(client_networks, "firewall_client_networks"),
@@ -451,7 +452,7 @@ def finish_rules(
     return [rule.as_dict() for rule in rules if rule.sources]
 
 
-def firewall_rules(inv: Inventory, host: str, **run_inputs: Any) -> list[dict[str, Any]]:
+def firewall_rules(inv: Inventory, host: str, **run_inputs: Any) -> list[FirewallRule]:
     """The accept rules of one host: who may open which port. Everything else is dropped.
 
     - API port of a serving node: router hosts, client networks, monitoring, the controller.

@@ -14,6 +14,7 @@ from sglfleet.cluster import (
     replicas,
     service_address,
 )
+from sglfleet.contract import PrefillWorker, RouterWorkers
 from sglfleet.models import (
     REDACTED,
     ClusterPlan,
@@ -190,11 +191,11 @@ def unfit_groups(cluster: ClusterPlan) -> Iterable[GroupPlan]:
     return (g for g in cluster.serving_groups if not g.memory.fits)
 
 
-def router_workers(inv: Inventory, cluster: ClusterPlan | None = None) -> dict[str, Any]:
+def router_workers(inv: Inventory, cluster: ClusterPlan | None = None) -> RouterWorkers:
     """What the router fronts: rank-0 URLs of regular groups, or prefill/decode pairs."""
     cluster = plan(inv) if cluster is None else cluster
     regular: list[str] = []
-    prefill: list[dict[str, Any]] = []
+    prefill: list[PrefillWorker] = []
     decode: list[str] = []
     specs = {s.name: s for s in inv.serving_groups}
     for group in cluster.serving_groups:

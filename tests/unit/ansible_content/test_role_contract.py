@@ -9,6 +9,7 @@ names exactly the value's keys, so a field added on one side without the other f
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from sglfleet.docgen import PLANNER_FED, role_option
+from sglfleet.contract import FILTER_FED, PLANNER_FED, FirewallPlan
+from sglfleet.docgen import role_option
 from sglfleet.host_plan import host_plans
 from sglfleet.inventory import load_inventory
 from sglfleet.launch import launch_table
+from sglfleet.security import finish_rules
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(p for p in (ROOT / "inventories" / "examples").iterdir() if p.is_dir())
@@ -66,7 +69,7 @@ def _role_option(role: str, name: str) -> dict[str, Any]:
 def test_every_planner_fed_input_passes_its_roles_spec(example: Path) -> None:
     plans = host_plans(load_inventory(example))
     seen = set()
-    for (role, name), key in PLANNER_FED.items():
+    for (role, name), (key, _record) in PLANNER_FED.items():
         option = _role_option(role, name)
         validator = ArgumentSpecValidator({name: option})
         for host, entry in plans.items():
@@ -82,4 +85,31 @@ def test_every_planner_fed_input_passes_its_roles_spec(example: Path) -> None:
 
 def test_the_examples_exercise_every_planner_fed_input() -> None:
     keys = {k for e in EXAMPLES for p in host_plans(load_inventory(e)).values() for k in p}
-    assert set(PLANNER_FED.values()) <= keys
+    assert {key for key, _record in PLANNER_FED.values()} <= keys
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_filter_fed_input_passes_its_roles_spec(example: Path) -> None:
+    """The firewall's rules: the plan's templates finished as the filter does, then validated."""
+    plans = host_plans(load_inventory(example))
+    for (role, name), (key, _via, record) in FILTER_FED.items():
+        option = _role_option(role, name)
+        validator = ArgumentSpecValidator({name: option})
+        checked = 0
+        for host, entry in plans.items():
+            planned = entry.get(key)
+            if planned is None:
+                continue
+            assert set(planned) == set(typing.get_type_hints(FirewallPlan)), host
+            rules = finish_rules(
+                planned,
+                client_networks=["192.0.2.0/24"],
+                controller_addresses=["198.51.100.7"],
+                node_metrics_ports=[9100],
+                web_ports=[9090],
+            )
+            assert rules and all(set(r) == set(typing.get_type_hints(record)) for r in rules)
+            errors = validator.validate({name: rules}).error_messages
+            assert errors == [], (role, host, errors)
+            checked += 1
+        assert checked, f"{example.name}: no host has {key}"
