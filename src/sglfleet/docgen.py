@@ -10,11 +10,15 @@ code would write (edit the code, then regenerate).
 - `planner-inputs`: the role inputs the plan feeds (`sglfleet.contract.PLANNER_FED`), option by
   option;
 - `spec-<role input>`: the `options:` of that input in its role's argument specs, from its
-  TypedDict in `sglfleet.contract`.
+  TypedDict in `sglfleet.contract`;
+- `host-variables`, `cluster-variables`, `model-keys`, `group-keys`, `router-keys`: the
+  inventory's tables in docs/inventory.md, from `sglfleet.schema` and the typed models;
+- `inventory-defaults`: a role's defaults that repeat an inventory default (`schema.MIRRORS`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -22,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
-from sglfleet import hardware
+from sglfleet import hardware, schema
 from sglfleet.contract import FILTER_FED, PLANNER_FED, spec_options
+from sglfleet.models import ModelSpec, RouterSpec, ServingGroupSpec
 from sglfleet.paths import project_root
 
 _BLOCK = re.compile(
@@ -115,14 +122,76 @@ def role_specs() -> dict[str, type]:
     return specs
 
 
+def _variables(variables: tuple[schema.Variable, ...], with_type: bool) -> str:
+    if with_type:
+        rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
+    else:
+        rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for v in variables:
+        kind = f" {_cell(v.kind)} |" if with_type else ""
+        rows.append(f"| `{v.name}` |{kind} {_cell(v.shown_default())} | {_cell(v.meaning)} |")
+    return "\n".join(rows) + "\n"
+
+
+def host_variables(_root: Path) -> str:
+    return _variables(schema.HOST_VARIABLES, with_type=True)
+
+
+def cluster_variables(_root: Path) -> str:
+    return _variables(schema.CLUSTER_VARIABLES, with_type=True)
+
+
+def _typed_default(model: type[BaseModel], name: str) -> str:
+    field = model.model_fields[name]
+    if field.default_factory is not None:
+        value: Any = field.default_factory()  # type: ignore[call-arg]
+    else:
+        value = field.default
+    if value is PydanticUndefined or value is None:
+        return "—"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, dict):
+        return "`{}`" if not value else f"`{value}`"
+    if isinstance(value, tuple | list):
+        return "`[]`" if not value else f"`{list(value)}`"
+    return str(value)
+
+
+def _keys(model: type[BaseModel], keys: tuple[schema.Key, ...]) -> str:
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for key in keys:
+        shown = (
+            key.default_text if key.default_text is not None else _typed_default(model, key.name)
+        )
+        rows.append(f"| `{key.name}` | {_cell(shown)} | {_cell(key.meaning)} |")
+    return "\n".join(rows) + "\n"
+
+
 GENERATORS: dict[str, Callable[[Path], str]] = {
     "gpu-catalog": gpu_catalog,
     "planner-inputs": planner_inputs,
+    "host-variables": host_variables,
+    "cluster-variables": cluster_variables,
+    "model-keys": lambda _root: _keys(ModelSpec, schema.MODEL_KEYS),
+    "group-keys": lambda _root: _keys(ServingGroupSpec, schema.GROUP_KEYS),
+    "router-keys": lambda _root: _keys(RouterSpec, schema.ROUTER_KEYS),
 }
 
 
-def render(text: str, root: Path) -> str:
-    """The page (or spec file) with every generated block rewritten."""
+def mirrored_defaults(role: str, indent: int) -> str:
+    """The role's defaults that repeat an inventory default, one `name: value` line each."""
+    pad = " " * indent
+    lines = [
+        f"{pad}{m.variable}: {json.dumps(m.value())}" for m in schema.MIRRORS if m.role == role
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render(text: str, root: Path, path: Path | None = None) -> str:
+    """The page (spec or defaults file at `path`) with every generated block rewritten."""
 
     def block(match: re.Match[str]) -> str:
         body = GENERATORS[match["name"]](root)
@@ -130,17 +199,23 @@ def render(text: str, root: Path) -> str:
 
     def yaml_block(match: re.Match[str]) -> str:
         indent = match["indent"]
-        body = spec_yaml(spec_options(role_specs()[match["name"]]), len(indent))
+        if match["name"] == "inventory-defaults":
+            if path is None:
+                raise ValueError("inventory-defaults needs the defaults file's path")
+            body = mirrored_defaults(path.parent.parent.name, len(indent))
+        else:
+            body = spec_yaml(spec_options(role_specs()[match["name"]]), len(indent))
         return f"{indent}{match['open']}{body}{indent}{match['close']}"
 
     return _YAML_BLOCK.sub(yaml_block, _BLOCK.sub(block, text))
 
 
 def pages(root: Path) -> list[Path]:
-    """Docs pages and role spec files that hold a generated block."""
+    """Docs pages, role spec and role defaults files that hold a generated block."""
     candidates = [
         *(root / "docs").glob("*.md"),
         *(root / "roles").glob("*/meta/argument_specs.yml"),
+        *(root / "roles").glob("*/defaults/main.yml"),
     ]
     return sorted(
         p for p in candidates if _BLOCK.search(p.read_text()) or _YAML_BLOCK.search(p.read_text())
@@ -151,7 +226,7 @@ def main() -> None:
     root = project_root()
     for page in pages(root):
         text = page.read_text()
-        new = render(text, root)
+        new = render(text, root, page)
         if new != text:
             page.write_text(new)
             sys.stdout.write(f"rewrote {page.relative_to(root)}\n")

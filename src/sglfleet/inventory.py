@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from sglfleet import schema
 from sglfleet.checks import partial
 from sglfleet.errors import InventoryError, Problem, readable_order
 from sglfleet.models import (
@@ -30,37 +31,23 @@ from sglfleet.models import (
     ServingGroupSpec,
 )
 from sglfleet.paths import project_root
-from sglfleet_sglang import SGLANG_VERSION
 
 SECRET_SUFFIXES = ("_api_key", "_token", "_password", "_secret")
 
+# The inventory's variables are declared once, in sglfleet.schema.
+# sglfleet_* host variables typed into Host fields: variable -> field.
 HOST_VARIABLES = {
-    "sglfleet_fabric_address": "fabric_address",
-    "sglfleet_fabric_interface": "fabric_interface",
-    "sglfleet_rdma_hcas": "rdma_hcas",
-    "sglfleet_gpu_count": "gpu_count",
-    "sglfleet_gpu_model": "gpu_model",
-    "sglfleet_gpu_memory_gb": "gpu_memory_gb",
-    "sglfleet_simulated_gpus": "simulated_gpus",
+    v.name: v.field
+    for v in schema.HOST_VARIABLES
+    if v.field is not None and v.name.startswith("sglfleet_")
 }
 
 # Host variables read from `Host.vars` rather than typed fields.
-HOST_EXTRA_VARIABLES = {"sglfleet_service_address"}
-
-CLUSTER_VARIABLES = {
-    "sglfleet_cluster_name",
-    "sglfleet_sglang_version",
-    "sglfleet_engine",
-    "sglfleet_models",
-    "sglfleet_serving_groups",
-    "sglfleet_router",
-    "sglfleet_api_key",
-    "sglfleet_install_dir",
-    "sglfleet_config_dir",
-    "sglfleet_models_dir",
-    "sglfleet_lab",
-    "sglfleet_allow_privileged_ports",
+HOST_EXTRA_VARIABLES = {
+    v.name for v in schema.HOST_VARIABLES if v.field is None and v.name.startswith("sglfleet_")
 }
+
+CLUSTER_VARIABLES = {v.name for v in schema.CLUSTER_VARIABLES}
 
 KNOWN_SGLFLEET_VARIABLES = set(HOST_VARIABLES) | HOST_EXTRA_VARIABLES | CLUSTER_VARIABLES
 
@@ -751,7 +738,7 @@ def _cluster(
     api_key = gv.get("sglfleet_api_key")
     if api_key is not None and not isinstance(api_key, Secret):
         api_key = Secret(str(api_key))
-    engine = gv.get("sglfleet_engine", "sglang")
+    engine = gv.get("sglfleet_engine", schema.default("sglfleet_engine"))
     if engine not in ("sglang", "rehearsal"):
         problems.append(
             Problem(
@@ -769,11 +756,13 @@ def _cluster(
             models=models,
             serving_groups=tuple(groups),
             router=router,
-            sglang_version=str(gv.get("sglfleet_sglang_version", SGLANG_VERSION)),
+            sglang_version=str(
+                gv.get("sglfleet_sglang_version", schema.default("sglfleet_sglang_version"))
+            ),
             engine=engine,
-            install_dir=str(gv.get("sglfleet_install_dir", "/opt/sglfleet")),
-            config_dir=str(gv.get("sglfleet_config_dir", "/etc/sglfleet")),
-            models_dir=str(gv.get("sglfleet_models_dir", "/var/lib/sglfleet/models")),
+            install_dir=str(gv.get("sglfleet_install_dir", schema.default("sglfleet_install_dir"))),
+            config_dir=str(gv.get("sglfleet_config_dir", schema.default("sglfleet_config_dir"))),
+            models_dir=str(gv.get("sglfleet_models_dir", schema.default("sglfleet_models_dir"))),
             api_key=api_key,
             global_vars=gv,
         )
