@@ -17,7 +17,7 @@ import yaml
 from ansible.plugins.filter.core import FilterModule as AnsibleCoreFilters
 
 from sglfleet.host_plan import inventory_plans
-from sglfleet_rehearsal import metrics as sglang_metrics
+from sglfleet_sglang.metrics import exposed_names
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "monitoring"
@@ -74,21 +74,13 @@ class _PlannedMonitoring:
 FILTER = _PlannedMonitoring()
 
 
-def _sglang_names() -> set[str]:
-    names = {f"{name}_total" for name in sglang_metrics.COUNTERS}
-    names |= set(sglang_metrics.GAUGES)
-    for name in sglang_metrics.HISTOGRAMS:
-        names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
-    return names
-
-
 def _dcgm_names() -> set[str]:
     defaults = yaml.safe_load((ROOT / "roles/dcgm/defaults/main.yml").read_text())
     return {row[0] for row in defaults["dcgm_exporter_counters"]}
 
 
 KNOWN_METRICS = (
-    _sglang_names() | _dcgm_names() | ROUTER_METRICS | NODE_EXPORTER_METRICS | PROMETHEUS_METRICS
+    exposed_names() | _dcgm_names() | ROUTER_METRICS | NODE_EXPORTER_METRICS | PROMETHEUS_METRICS
 )
 
 

@@ -17,10 +17,12 @@ def test_every_generated_table_is_current() -> None:
     pages = docgen.pages(ROOT)
     names = {m["name"] for p in pages for m in docgen._BLOCK.finditer(p.read_text())}
     assert names == set(docgen.GENERATORS), "every generator has its block in a page"
+    in_yaml = {m["name"] for p in pages for m in docgen._YAML_BLOCK.finditer(p.read_text())}
+    assert in_yaml == set(docgen.role_specs()) | {"inventory-defaults"}
     stale = [
         str(p.relative_to(ROOT))
         for p in pages
-        if docgen.render(p.read_text(), ROOT) != p.read_text()
+        if docgen.render(p.read_text(), ROOT, p) != p.read_text()
     ]
     assert stale == [], f"run `python -m sglfleet.docgen` and commit: {stale}"
 
@@ -37,6 +39,16 @@ def test_a_hand_edit_of_a_generated_spec_is_undone() -> None:
     edited = spec.replace("port: {type: int, required: true,", "port: {type: str, required: true,")
     assert edited != spec
     assert docgen.render(edited, ROOT) == spec
+
+
+def test_a_hand_edit_of_a_mirrored_default_is_undone() -> None:
+    path = ROOT / "roles/sglang_server/defaults/main.yml"
+    defaults = path.read_text()
+    edited = defaults.replace(
+        'sglang_server_install_dir: "/opt/sglfleet"', "sglang_server_install_dir: /x"
+    )
+    assert edited != defaults
+    assert docgen.render(edited, ROOT, path) == defaults
 
 
 class _Inner(TypedDict):
