@@ -3,7 +3,9 @@
 Required items (a failure makes `doctor` exit non-zero): Ansible beside the interpreter that runs
 sglfleet, ansible-runner, the collections the playbooks use, an ssh client, the project's
 playbooks, room for run artifacts; with `-i INV`, the inventory loads and checks, each host's SSH
-key is readable and a vault password source exists when the inventory holds vaulted values.
+key is readable and a vault password source exists when the inventory holds vaulted values;
+which hosts' SSH host keys are pinned in the inventory's `.sglfleet/known_hosts` (a warning for
+those not yet recorded: the next run records them).
 Optional items (a warning): podman, runc and debootstrap for the lab, and the SGLang parser
 environment the tests check flags against.
 """
@@ -19,8 +21,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from sglfleet import host_keys
 from sglfleet.errors import SglfleetError
 from sglfleet.inventory import load_inventory
+from sglfleet.models import Host
 from sglfleet.paths import project_root, sglfleet_home
 from sglfleet.runner import ansible_bin_dir
 
@@ -171,6 +175,7 @@ def inventory_items(inventory: Path) -> list[Item]:
                     "fix ansible_ssh_private_key_file or create the key",
                 )
             )
+    items.append(host_keys_item(inventory, inv.hosts))
     if _has_vault(inventory):
         source = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") or _cfg_vault_file()
         if source:
@@ -185,6 +190,44 @@ def inventory_items(inventory: Path) -> list[Item]:
                 )
             )
     return items
+
+
+def host_keys_item(inventory: Path, hosts: dict[str, Host]) -> Item:
+    """Which hosts' SSH keys are pinned in the inventory's known_hosts (sglfleet.host_keys)."""
+    known_hosts = host_keys.known_hosts_file(inventory)
+    over_ssh = {
+        name: host
+        for name, host in hosts.items()
+        if str(host.vars.get("ansible_connection", "ssh")) in ("ssh", "paramiko", "smart")
+    }
+    own_args = sorted(n for n, h in over_ssh.items() if h.vars.get("ansible_ssh_common_args"))
+    missing = sorted(
+        name
+        for name, host in over_ssh.items()
+        if not host_keys.recorded(
+            known_hosts, host.ansible_host or name, host.vars.get("ansible_port")
+        )
+    )
+    if own_args:
+        return Item(
+            "ssh host keys",
+            "warn",
+            f"{', '.join(own_args[:5])} set ansible_ssh_common_args, which replace sglfleet's "
+            "host key pinning",
+            f"add `-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=accept-new` "
+            "to those arguments, or drop them",
+        )
+    if missing:
+        return Item(
+            "ssh host keys",
+            "warn",
+            f"{len(missing)} of {len(over_ssh)} hosts not yet pinned in {known_hosts}: "
+            + ", ".join(missing[:5])
+            + (" ..." if len(missing) > 5 else ""),
+            "recorded on first contact (the next run); or pin them now with ssh-keyscan, "
+            "checked out of band",
+        )
+    return Item("ssh host keys", "ok", f"{len(over_ssh)} hosts pinned in {known_hosts}")
 
 
 def _has_vault(inventory: Path) -> bool:

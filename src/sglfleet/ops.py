@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sglfleet import host_keys
 from sglfleet.errors import SglfleetError
 from sglfleet.paths import sglfleet_home
 from sglfleet.rollout.steps import (
@@ -183,6 +184,7 @@ def logs(
     cluster = load_cluster(inventory)
     targets = cluster.select(groups)
     width = max(len(h) for t in targets for h in t.hosts)
+    known_hosts = host_keys.known_hosts_file(cluster.inv.path)
     commands = []
     for target in targets:
         for host in target.hosts:
@@ -192,7 +194,7 @@ def logs(
                 remote += ["--since", since]
             if follow:
                 remote.append("-f")
-            commands.append((host, ssh_argv(cluster.inv.hosts[host], remote)))
+            commands.append((host, ssh_argv(cluster.inv.hosts[host], remote, known_hosts)))
     if follow:
         return _follow(commands, width, write)
     merged: list[tuple[str, int, str, str]] = []

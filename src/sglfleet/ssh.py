@@ -10,22 +10,31 @@ import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
+from sglfleet import host_keys
 from sglfleet.models import Host
 
 SSH_UNREACHABLE = 255  # ssh's own exit status when it cannot connect or authenticate
 
 
-def ssh_argv(host: Host, remote: list[str]) -> list[str]:
-    """An ssh command line from the host's Ansible connection variables."""
+def ssh_argv(host: Host, remote: list[str], known_hosts: Path | None = None) -> list[str]:
+    """An ssh command line from the host's Ansible connection variables.
+
+    Host keys are pinned in `known_hosts` (the inventory's, `sglfleet.host_keys`) unless the
+    inventory's own ssh arguments say otherwise (the first value ssh reads for an option wins):
+    a new host's key is recorded, a changed one refused.
+    """
     variables = host.vars
     argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
     for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
         if variables.get(key):
             argv += shlex.split(str(variables[key]))
-    # Trust on first use unless the inventory's own ssh arguments say otherwise (the first value
-    # ssh reads for an option wins): a new host's key is recorded, a changed one refused.
-    argv += ["-o", "StrictHostKeyChecking=accept-new"]
+    if known_hosts is not None:
+        host_keys.prepare(known_hosts)
+        argv += host_keys.ssh_options(known_hosts)
+    else:
+        argv += ["-o", "StrictHostKeyChecking=accept-new"]
     if variables.get("ansible_ssh_private_key_file"):
         argv += ["-i", str(variables["ansible_ssh_private_key_file"])]
     if variables.get("ansible_port"):
@@ -51,13 +60,18 @@ class Reply:
         return self.rc == SSH_UNREACHABLE
 
 
-def run_on(hosts: list[Host], remote: list[str], timeout_s: float = 30.0) -> dict[str, Reply]:
+def run_on(
+    hosts: list[Host],
+    remote: list[str],
+    timeout_s: float = 30.0,
+    known_hosts: Path | None = None,
+) -> dict[str, Reply]:
     """Run `remote` on every host at once; a host that does not answer in time is unreachable."""
 
     def one(host: Host) -> Reply:
         try:
             proc = subprocess.run(
-                ssh_argv(host, remote),
+                ssh_argv(host, remote, known_hosts),
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,

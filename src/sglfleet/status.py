@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from sglfleet import host_keys
 from sglfleet.errors import SglfleetError
 from sglfleet.inventory import load_inventory
 from sglfleet.runner import run_playbook
@@ -68,23 +69,36 @@ def reported_status(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def _read_status(inventory: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
-    """Unit states and warm-up probes per host, from playbooks/status.yml's reported data."""
+def _read_status(
+    inventory: Path,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]], list[dict[str, str]]]:
+    """Unit states and warm-up probes per host, from playbooks/status.yml's reported data; and
+    the hosts SSH could not reach, each with what ssh said and the fix."""
     result = run_playbook("playbooks/status.yml", inventory)
     reported = reported_status(result.state.data)
     states = {host: entry["units"] for host, entry in reported.items()}
     probes = {host: entry["warmup"] for host, entry in reported.items()}
+    unreachable = [
+        {
+            "host": f.host,
+            "message": f.message[:500],
+            "fix": host_keys.unreachable_fix(f.host, f.message, result.known_hosts),
+        }
+        for f in result.state.failures
+        if f.unreachable
+    ]
     if result.rc != 0 and not states:
         raise SglfleetError(
             f"could not read unit states (ansible exit code {result.rc})",
-            f"check that the hosts are reachable; log in {result.artifacts}",
+            "; ".join(u["fix"] for u in unreachable)
+            or f"check that the hosts are reachable; log in {result.artifacts}",
         )
-    return states, probes
+    return states, probes, unreachable
 
 
 def collect_status(inventory: Path) -> dict[str, Any]:
     cluster = plan(load_inventory(inventory))
-    states, probes = _read_status(inventory)
+    states, probes, unreachable = _read_status(inventory)
     urls = [g.api_url for g in cluster.serving_groups]
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(urls)))) as pool:
         ready = dict(zip(urls, pool.map(probe_ready, urls), strict=True))
@@ -119,4 +133,4 @@ def collect_status(inventory: Path) -> dict[str, Any]:
                 "nodes": nodes,
             }
         )
-    return {"endpoint": cluster.endpoint, "groups": groups}
+    return {"endpoint": cluster.endpoint, "groups": groups, "unreachable": unreachable}

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from sglfleet import host_keys
 from sglfleet.errors import SglfleetError
 from sglfleet.inventory import load_inventory
 from sglfleet.paths import project_root, sglfleet_home
@@ -232,8 +233,25 @@ def up(nodes: int, gpus_per_node: int, progress: Progress) -> dict[str, Any]:
     for node in lab_nodes:
         _add_standin_distribution_source(node.container)
     inventory = write_inventory(base, lab_nodes, gpus_per_node, key)
+    record_host_keys(inventory, lab_nodes)
     progress(f"inventory {inventory}")
     return status()
+
+
+def record_host_keys(inventory: Path, nodes: list[LabNode]) -> Path:
+    """Pin each node's SSH host keys in the lab inventory's known_hosts, read from the container
+    itself (podman, not the network), so the lab's runs check host keys like any other."""
+    known_hosts = host_keys.known_hosts_file(inventory)
+    for node in nodes:
+        keys = _podman("exec", node.container, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub")
+        pinned = [" ".join(line.split()[:2]) for line in keys.splitlines() if line.strip()]
+        if not pinned:
+            raise SglfleetError(
+                f"lab node {node.name} has no SSH host key in /etc/ssh",
+                "run `sglfleet lab down` and `sglfleet lab up` to recreate it",
+            )
+        host_keys.replace(known_hosts, node.address, None, pinned)
+    return known_hosts
 
 
 def _ensure_model(shared: Path, progress: Progress) -> None:
@@ -352,12 +370,9 @@ def lab_inventory_vars(
     router_host = names[-1]
     inventory = {
         "all": {
-            "vars": {
-                "ansible_user": "root",
-                "ansible_ssh_common_args": (
-                    "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-                ),
-            },
+            # Host keys are checked like on any cluster: `sglfleet lab up` pins them in the
+            # inventory's .sglfleet/known_hosts (record_host_keys).
+            "vars": {"ansible_user": "root"},
             "children": {
                 "sglfleet_gpu_nodes": {"hosts": hosts},
                 "sglfleet_routers": {"hosts": {router_host: None}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sglfleet import host_keys
 from sglfleet.deploy import load_cluster
 from sglfleet.inventory import load_inventory
 from sglfleet.preflight.gpu import Check, evaluate, expected_for_host, summarize
@@ -29,7 +30,7 @@ def gpu_checks(
     raws = reported(result, "sglfleet_gpu_preflight")
     checks: list[Check] = []
     gpu_hosts = [h for h, host in inv.hosts.items() if "sglfleet_gpu_nodes" in host.groups]
-    unreachable = {f.host for f in result.state.failures if f.unreachable}
+    unreachable = {f.host: f.message for f in result.state.failures if f.unreachable}
     if result.failed_before_any_task:
         said = result.early_output.splitlines()[-1:] or ["it printed nothing"]
         return [
@@ -55,7 +56,12 @@ def gpu_checks(
                     status="fail",
                     observed=why,
                     expected="preflight data",
-                    fix=f"check SSH to {host} (ansible_host, key, sudo); log in {result.artifacts}",
+                    fix=(
+                        host_keys.unreachable_fix(
+                            host, unreachable.get(host, ""), result.known_hosts
+                        )
+                        + f"; log in {result.artifacts}"
+                    ),
                 )
             )
             continue

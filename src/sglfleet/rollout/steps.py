@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from sglfleet import host_keys
 from sglfleet.errors import SglfleetError
 from sglfleet.events import Event, HostResult, RunState
 from sglfleet.inventory import load_inventory
@@ -214,7 +215,11 @@ UNIT_PROPERTIES = ("ActiveState", "SubState", "NRestarts")
 def probe_units(inv: Inventory, target: Target) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """systemd's view of each member's unit, read over SSH; and the members that did not answer."""
     remote = ["systemctl", "show", *(f"--property={p}" for p in UNIT_PROPERTIES), target.unit]
-    replies = run_on([inv.hosts[h] for h in target.hosts], remote)
+    replies = run_on(
+        [inv.hosts[h] for h in target.hosts],
+        remote,
+        known_hosts=host_keys.known_hosts_file(inv.path),
+    )
     states: dict[str, dict[str, Any]] = {}
     lost = []
     for host, reply in replies.items():

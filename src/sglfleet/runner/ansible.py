@@ -14,6 +14,7 @@ from typing import Any
 
 import ansible_runner
 
+from sglfleet import host_keys
 from sglfleet.errors import SglfleetError
 from sglfleet.events import Event, RunFinished, RunState, parse_event, reduce
 from sglfleet.models import REDACTED
@@ -34,6 +35,8 @@ class RunResult:
     artifacts: Path
     # When the run failed before any task: the last lines Ansible (or ansible-runner) printed.
     early_output: str = ""
+    # Where the inventory's SSH host keys are pinned (sglfleet.host_keys).
+    known_hosts: Path | None = None
 
     @property
     def failed_before_any_task(self) -> bool:
@@ -117,6 +120,30 @@ def forks_for(hosts: int, cores: int | None = None) -> int:
     return min(max(hosts, 5), max(50, 16 * cores), 512)
 
 
+def _envvars(root: Path, known_hosts: Path) -> dict[str, str]:
+    """The environment of ansible-playbook: the project's plugins and roles, sglfleet's PATH,
+    the fact cache, and host keys pinned in the inventory's known_hosts."""
+    return {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(root / "roles"),
+        "ANSIBLE_FILTER_PLUGINS": str(root / "plugins" / "filter"),
+        "ANSIBLE_VARS_PLUGINS": str(root / "plugins" / "vars"),
+        "ANSIBLE_ACTION_PLUGINS": str(root / "plugins" / "action"),
+        "ANSIBLE_LIBRARY": str(root / "plugins" / "modules"),
+        "ANSIBLE_VARS_ENABLED": "host_group_vars,sglfleet_plan",
+        # ansible-runner adds its own callback folder to this one.
+        "ANSIBLE_CALLBACK_PLUGINS": str(root / "plugins" / "callback"),
+        "ANSIBLE_CALLBACKS_ENABLED": "sglfleet_gc,sglfleet_changes",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(sglfleet_home() / "facts"),
+        "SGLFLEET_PROJECT": str(root),
+        "PATH": _run_path(),
+        # Host keys pinned with the inventory: recorded on first contact, verified after. An
+        # inventory's own ansible_ssh_common_args replace these (Ansible's precedence).
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_COMMON_ARGS": " ".join(host_keys.ssh_options(known_hosts)),
+    }
+
+
 def run_playbook(
     playbook: str,
     inventory: str | Path,
@@ -149,21 +176,9 @@ def run_playbook(
         return True
 
     inventory_path = Path(inventory).expanduser().resolve()
-    envvars = {
-        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(root / "roles"),
-        "ANSIBLE_FILTER_PLUGINS": str(root / "plugins" / "filter"),
-        "ANSIBLE_VARS_PLUGINS": str(root / "plugins" / "vars"),
-        "ANSIBLE_ACTION_PLUGINS": str(root / "plugins" / "action"),
-        "ANSIBLE_LIBRARY": str(root / "plugins" / "modules"),
-        "ANSIBLE_VARS_ENABLED": "host_group_vars,sglfleet_plan",
-        # ansible-runner adds its own callback folder to this one.
-        "ANSIBLE_CALLBACK_PLUGINS": str(root / "plugins" / "callback"),
-        "ANSIBLE_CALLBACKS_ENABLED": "sglfleet_gc,sglfleet_changes",
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(sglfleet_home() / "facts"),
-        "SGLFLEET_PROJECT": str(root),
-        "PATH": _run_path(),
-    }
+    known_hosts = host_keys.known_hosts_file(inventory_path)
+    host_keys.prepare(known_hosts)
+    envvars = _envvars(root, known_hosts)
     kwargs: dict[str, Any] = {
         "private_data_dir": str(workspace),
         "project_dir": str(root),
@@ -198,4 +213,11 @@ def run_playbook(
     if on_event is not None:
         on_event(final, state)
     early = _early_output(workspace) if rc != 0 and state.tasks_seen == 0 else ""
-    return RunResult(rc=rc, status=status, state=state, artifacts=workspace, early_output=early)
+    return RunResult(
+        rc=rc,
+        status=status,
+        state=state,
+        artifacts=workspace,
+        early_output=early,
+        known_hosts=known_hosts,
+    )

@@ -9,6 +9,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from sglfleet import host_keys
 from sglfleet.errors import SglfleetError
 from sglfleet.events import Event, HostResult, RunState
 from sglfleet.models import ClusterPlan
@@ -135,4 +136,8 @@ def print_run_failure(playbook: str, result: RunResult) -> None:
         )
         return
     err_console.print(f"Error: {playbook} failed (ansible exit code {result.rc})")
+    for failure in result.state.failures:
+        if failure.unreachable and host_keys.key_changed(failure.message):
+            fix = host_keys.unreachable_fix(failure.host, failure.message, result.known_hosts)
+            err_console.print(f"Hint: {fix}", markup=False)
     err_console.print(f"Hint: fix the failures above, then re-run; full log in {result.artifacts}")

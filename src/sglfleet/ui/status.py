@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sglfleet.ui.render import console, print_table
+from sglfleet.ui.render import console, err_console, print_table
 
 
 def format_warmup(warmup: dict[str, Any] | None) -> str:
@@ -37,3 +37,8 @@ def render_status(document: dict[str, Any]) -> None:
         ["group", "ready", "host", "rank", "unit", "state", "restarts", "warm-up"],
         rows,
     )
+    for host in document.get("unreachable") or []:
+        err_console.print(
+            f"Error: {host['host']} did not answer over SSH: {host['message']}", markup=False
+        )
+        err_console.print(f"Hint: {host['fix']}", markup=False)
