@@ -21,7 +21,7 @@ import yaml
 from sglfleet import host_keys
 from sglfleet.errors import SglfleetError
 from sglfleet.inventory import load_inventory
-from sglfleet.paths import project_root, sglfleet_home
+from sglfleet.paths import sglfleet_home
 from sglfleet.topology import plan
 from sglfleet.weights.generate import generate_model_dir
 
@@ -55,6 +55,10 @@ Progress = Callable[[str], None]
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# The stand-in NVIDIA packages and the repository builder (package data: shipped with sglfleet).
+STANDIN = Path(__file__).resolve().parent / "standin"
 
 
 @dataclass(frozen=True)
@@ -268,14 +272,14 @@ def _ensure_nvidia_standin_repo(shared: Path, progress: Progress) -> None:
     """A signed apt repository of stand-in NVIDIA packages on the lab's shared storage.
 
     NVIDIA's repositories cannot be reached from here; the node-stack roles install, pin and hold
-    these packages for real (they hold no driver and no nvidia-smi: see tests/fixtures/debs).
+    these packages for real (they hold no driver and no nvidia-smi: see standin/README.md).
     """
     repo = shared / "nvidia-repo"
     # A lab built before the stand-in distribution archive (kernel headers) existed is rebuilt.
     if all((repo / d / "InRelease").exists() for d in ("debian12/x86_64", "distribution/debian12")):
         return
     progress("build the stand-in NVIDIA apt repository (NVIDIA's cannot be reached)")
-    fixtures = project_root() / "tests" / "fixtures" / "debs"
+    fixtures = STANDIN
     proc = subprocess.run(
         ["bash", str(fixtures / "build-repo.sh"), str(repo), "debian12"],
         capture_output=True,
@@ -400,9 +404,7 @@ def lab_inventory_vars(
         "nvidia_driver_version": STANDIN_DRIVER_VERSION,
         "cuda_toolkit_version": STANDIN_CUDA_VERSION,
         "dcgm_exporter_url": f"file://{SHARED_MOUNT}/nvidia-repo/dcgm-exporter",
-        "dcgm_exporter_checksum": _sha256(
-            project_root() / "tests" / "fixtures" / "debs" / "dcgm-exporter-standin"
-        ),
+        "dcgm_exporter_checksum": _sha256(STANDIN / "dcgm-exporter-standin"),
     }
     return inventory, cluster
 

@@ -2,9 +2,9 @@
 
 NVIDIA's stand-in repository (Origin NVIDIA, Label "NVIDIA CUDA") and the distribution's
 (Origin Ubuntu/Debian: the same package names at newer revisions, Ubuntu's -server variants) are
-built by tests/fixtures/debs/build-repo.sh; the role's own preference templates are rendered and
-`apt-get install -s` (a sandboxed apt: its own state, sources and preferences) resolves the role's
-package list. Without the origin stanzas the distribution's packages win: the negative control.
+built by the lab's src/sglfleet/lab/standin/build-repo.sh; the role's own preference templates are
+rendered and `apt-get install -s` (a sandboxed apt: its own state, sources and preferences)
+resolves the role's package list. Without the origin stanzas the distribution's packages win: the negative control.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sglfleet.kernel import driver_packages
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "nvidia_driver"
-BUILD_REPO = ROOT / "tests" / "fixtures" / "debs" / "build-repo.sh"
+BUILD_REPO = ROOT / "src" / "sglfleet" / "lab" / "standin" / "build-repo.sh"
 KERNEL = "6.8.0-60-generic"
 
 pytestmark = pytest.mark.skipif(
