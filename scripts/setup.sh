@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-# systemd: systemd-analyze, which the unit-file tests run (the roles validate units with it).
-PKGS=(systemd podman runc debootstrap uidmap slirp4netns openssh-client python3-venv python3-dev git rsync curl ca-certificates gnupg apt-utils dpkg-dev prometheus)
+# systemd: systemd-analyze, which the unit-file tests run (the roles validate units with it);
+# pipx: the install test installs sglfleet the way the README shows.
+PKGS=(systemd pipx podman runc debootstrap uidmap slirp4netns openssh-client python3-venv python3-dev git rsync curl ca-certificates gnupg apt-utils dpkg-dev prometheus)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

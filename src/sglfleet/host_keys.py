@@ -10,9 +10,13 @@ into its own inventory's file from the containers themselves.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import subprocess
 from pathlib import Path
+
+from sglfleet.paths import sglfleet_home
 
 KNOWN_HOSTS = Path(".sglfleet") / "known_hosts"
 
@@ -22,7 +26,14 @@ _NAMED = re.compile(r"Host key for (\S+) has changed")
 
 
 def known_hosts_file(inventory_dir: str | Path) -> Path:
-    return Path(inventory_dir).expanduser().resolve() / KNOWN_HOSTS
+    """`<inventory>/.sglfleet/known_hosts`; for an inventory folder sglfleet cannot write (a
+    read-only checkout), a file of its own under ~/.sglfleet/known_hosts/, named for the folder."""
+    inventory = Path(inventory_dir).expanduser().resolve()
+    beside = inventory / KNOWN_HOSTS
+    if beside.parent.is_dir() or os.access(inventory, os.W_OK) or not inventory.is_dir():
+        return beside
+    digest = hashlib.sha256(str(inventory).encode()).hexdigest()[:12]
+    return sglfleet_home() / "known_hosts" / f"{inventory.name}-{digest}"
 
 
 def ssh_options(known_hosts: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import shutil
@@ -15,8 +16,9 @@ from typing import Any
 import ansible_runner
 
 from sglfleet import host_keys
-from sglfleet.errors import SglfleetError
+from sglfleet.errors import InventoryError, Problem, SglfleetError
 from sglfleet.events import Event, RunFinished, RunState, parse_event, reduce
+from sglfleet.inventory import load_inventory
 from sglfleet.models import REDACTED
 from sglfleet.paths import project_root, sglfleet_home
 
@@ -65,6 +67,37 @@ def _run_path() -> str:
     return os.pathsep.join([str(bin_dir), os.environ.get("PATH") or os.defpath])
 
 
+KEY_VARIABLES = ("ansible_ssh_private_key_file", "ansible_private_key_file")
+
+
+def unreadable_keys(inventory: Path) -> list[Problem]:
+    """Hosts whose SSH private key file the controller cannot read: refused before Ansible runs
+    (ssh would only warn and then fail authentication on every host)."""
+    try:
+        inv = load_inventory(inventory)
+    except SglfleetError:
+        return []  # the inventory's own problems are reported by the command's validation
+    problems = []
+    for name, host in inv.hosts.items():
+        if str(host.vars.get("ansible_connection", "ssh")) not in ("ssh", "smart", "paramiko"):
+            continue
+        for variable in KEY_VARIABLES:
+            value = host.vars.get(variable)
+            if not value or "{{" in str(value):
+                continue
+            path = Path(str(value)).expanduser()
+            if not (path.is_file() and os.access(path, os.R_OK)):
+                problems.append(
+                    Problem(
+                        f"SSH private key {path} is not readable here",
+                        f"create the key, fix the path, or make it readable by {getpass.getuser()}",
+                        host=name,
+                        variable=variable,
+                    )
+                )
+    return problems
+
+
 # A syntax error makes Ansible quote the offending line, which may be a secret written in clear.
 _SECRET_VALUE = re.compile(
     r"(?i)\b([\w.-]*(?:key|token|password|passwd|secret)[\w.-]*['\"]?\s*[:=]\s*)(['\"]?)[^\s'\",}]+"
@@ -76,12 +109,16 @@ def redact_secrets(text: str) -> str:
     return _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _early_output(workspace: Path, lines: int = 15) -> str:
     """The tail of what the run printed (ansible-runner keeps it as artifacts/<id>/stdout),
     secret-looking values redacted: the CLI prints it."""
     texts = [p.read_text(errors="replace") for p in sorted(workspace.glob("artifacts/*/stdout"))]
-    tail = "\n".join(texts).strip().splitlines()[-lines:]
-    return redact_secrets("\n".join(line.rstrip() for line in tail))
+    text = _ANSI.sub("", "\n".join(texts))
+    tail = [line.rstrip() for line in text.strip().splitlines() if line.strip()][-lines:]
+    return redact_secrets("\n".join(tail))
 
 
 def _workspace(playbook: str) -> Path:
@@ -159,6 +196,10 @@ def run_playbook(
 ) -> RunResult:
     """Run `playbook` (relative to the project) against an inventory directory."""
     root = project_root()
+    inventory_path = Path(inventory).expanduser().resolve()
+    missing_keys = unreadable_keys(inventory_path)
+    if missing_keys:
+        raise InventoryError(missing_keys, str(inventory_path))
     workspace = _workspace(playbook)
     state = RunState()
     cmdline: list[str] = []
@@ -175,7 +216,6 @@ def run_playbook(
                 on_event(event, state)
         return True
 
-    inventory_path = Path(inventory).expanduser().resolve()
     known_hosts = host_keys.known_hosts_file(inventory_path)
     host_keys.prepare(known_hosts)
     envvars = _envvars(root, known_hosts)

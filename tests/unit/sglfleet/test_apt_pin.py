@@ -4,7 +4,8 @@ NVIDIA's stand-in repository (Origin NVIDIA, Label "NVIDIA CUDA") and the distri
 (Origin Ubuntu/Debian: the same package names at newer revisions, Ubuntu's -server variants) are
 built by the lab's src/sglfleet/lab/standin/build-repo.sh; the role's own preference templates are
 rendered and `apt-get install -s` (a sandboxed apt: its own state, sources and preferences)
-resolves the role's package list. Without the origin stanzas the distribution's packages win: the negative control.
+resolves the role's package list. Without the origin stanzas the distribution's packages win:
+the negative control.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from sglfleet import host_keys
 from sglfleet.models import Host
 from sglfleet.runner.ansible import _envvars
@@ -79,3 +81,16 @@ def test_ansible_cfg_checks_host_keys_for_plain_ansible_runs() -> None:
     text = (Path(__file__).resolve().parents[3] / "ansible.cfg").read_text()
     assert "host_key_checking = True" in text
     assert "StrictHostKeyChecking=accept-new" in text
+
+
+def test_a_read_only_inventory_gets_a_file_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory = tmp_path / "inv"
+    inventory.mkdir()
+    monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(host_keys.os, "access", lambda path, mode: False)
+    path = host_keys.known_hosts_file(inventory)
+    assert path.parent == (tmp_path / "home" / "known_hosts").resolve()
+    assert path.name.startswith("inv-")
+    assert host_keys.known_hosts_file(inventory) == path  # the same file every run
