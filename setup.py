@@ -24,6 +24,7 @@ class BuildWithProject(build_py):
         if getattr(self, "editable_mode", False):
             return
         target = Path(self.build_lib) / "sglfleet" / "_project"
+        shutil.rmtree(target, ignore_errors=True)  # a file removed from the project leaves too
         for name in CONTENT:
             source = ROOT / name
             if source.is_dir():
