@@ -78,12 +78,15 @@ class MonitoringTargets(TypedDict):
     dcgm: Annotated[list[StaticConfig], "Static configs of the job."]
 
 
-class RuleTemplate(TypedDict):
-    """An accept rule as the plan knows it: audiences and port tokens the run fills in."""
-
+class _Rule(TypedDict):
     name: Annotated[str, "Rule name (unique on the host)."]
     comment: Annotated[str, "Who may connect, in words (the nft comment)."]
     protocol: Annotated[Protocol, "Transport protocol."]
+
+
+class RuleTemplate(_Rule):
+    """An accept rule as the plan knows it: audiences and port tokens the run fills in."""
+
     ports: Annotated[list[str], "Ports, ranges or a token the run fills (ephemeral, metrics, web)."]
     sources: Annotated[list[str], "Addresses the plan knows (group members, routers)."]
     audiences: Annotated[list[str], "Audiences the run adds (clients, monitoring, controller)."]
@@ -97,12 +100,9 @@ class FirewallPlan(TypedDict):
     monitoring: Annotated[list[str], "Addresses of the hosts that run Prometheus."]
 
 
-class FirewallRule(TypedDict):
+class FirewallRule(_Rule):
     """One finished accept rule (an entry of `firewall_rules`)."""
 
-    name: Annotated[str, "Rule name (unique on the host)."]
-    comment: Annotated[str, "Who may connect, in words (the nft comment)."]
-    protocol: Annotated[Protocol, "Transport protocol."]
     ports: Annotated[list[str], "Disjoint ports and ranges (nft refuses overlaps)."]
     sources_ipv4: Annotated[list[str], "IPv4 sources, merged."]
     sources_ipv6: Annotated[list[str], "IPv6 sources, merged."]

@@ -288,11 +288,8 @@ def test_real_capture_of_one_h200_says_why_nvlink_is_skipped() -> None:
     assert not [c for c in checks.values() if c.status == "fail"]
 
 
-def test_sglfleet_reads_each_nodes_data_from_the_runs_events(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The real playbook through sglfleet's runner against this machine as a simulated GPU node:
-    the node's data comes back in the run's events (no folder on the controller) and is judged."""
+def _this_machine_as_a_simulated_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An inventory of one simulated 8-GPU node reached over the local connection."""
     inventory = tmp_path / "inv"
     inventory.mkdir()
     host = {
@@ -306,6 +303,15 @@ def test_sglfleet_reads_each_nodes_data_from_the_runs_events(
         yaml.safe_dump({"all": {"children": {"sglfleet_gpu_nodes": {"hosts": {"gpu-1": host}}}}})
     )
     monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
+    return inventory
+
+
+def test_sglfleet_reads_each_nodes_data_from_the_runs_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real playbook through sglfleet's runner against this machine as a simulated GPU node:
+    the node's data comes back in the run's events (no folder on the controller) and is judged."""
+    inventory = _this_machine_as_a_simulated_node(tmp_path, monkeypatch)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     (check,) = gpu_checks(inventory, None)
     assert (check.host, check.status) == ("gpu-1", "skip")
@@ -321,19 +327,7 @@ def test_the_cli_renders_what_the_service_returned(
 
     from sglfleet.cli.app import app
 
-    inventory = tmp_path / "inv"
-    inventory.mkdir()
-    host = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "sglfleet_gpu_count": 8,
-        "sglfleet_gpu_model": "H100-SXM5-80GB",
-        "sglfleet_simulated_gpus": True,
-    }
-    (inventory / "hosts.yml").write_text(
-        yaml.safe_dump({"all": {"children": {"sglfleet_gpu_nodes": {"hosts": {"gpu-1": host}}}}})
-    )
-    monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
+    inventory = _this_machine_as_a_simulated_node(tmp_path, monkeypatch)
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()
     as_json = runner.invoke(app, ["preflight", "-i", str(inventory), "--json"])

@@ -69,8 +69,10 @@ def test_what_ansible_quotes_before_a_task_hides_secret_values() -> None:
 
 
 def _stops_before_any_task(
-    playbook: Path, capsys: pytest.CaptureFixture[str]
+    playbook: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[RunResult, str]:
+    monkeypatch.setenv("SGLFLEET_HOME", str(playbook.parent / "home"))
+    monkeypatch.setenv("COLUMNS", "300")
     result = run_playbook(str(playbook), EXAMPLE)
     assert result.rc != 0 and result.failed_before_any_task
     print_run_failure(playbook.name, result)
@@ -82,11 +84,9 @@ def _stops_before_any_task(
 def test_a_syntax_error_is_named_with_its_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COLUMNS", "300")
     playbook = tmp_path / "broken.yml"
     playbook.write_text("- name: Broken\n  hosts: all\n  tasks:\n    - name: x\n      debug: [\n")
-    result, err = _stops_before_any_task(playbook, capsys)
+    result, err = _stops_before_any_task(playbook, monkeypatch, capsys)
     assert re.search(r"broken\.yml:\d+", result.early_output), err
     assert "\x1b[" not in result.early_output  # Ansible's colours are stripped
 
@@ -94,14 +94,12 @@ def test_a_syntax_error_is_named_with_its_line(
 def test_a_missing_collection_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SGLFLEET_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COLUMNS", "300")
     playbook = tmp_path / "collection.yml"
     playbook.write_text(
         "- name: Needs a collection\n  hosts: all\n  gather_facts: false\n  tasks:\n"
         "    - name: Use it\n      sglfleet_missing.collection.module: {}\n"
     )
-    result, err = _stops_before_any_task(playbook, capsys)
+    result, err = _stops_before_any_task(playbook, monkeypatch, capsys)
     assert "sglfleet_missing.collection.module" in result.early_output, err
 
 
