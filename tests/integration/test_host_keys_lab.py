@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sglfleet import host_keys
-from tests.integration.conftest import Lab
+from tests.integration.conftest import Lab, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,10 @@ def test_a_changed_host_key_is_refused_and_named(lab: Lab, tmp_path: Path) -> No
     imposter = " ".join((tmp_path / "imposter.pub").read_text().split()[:2])
     try:
         host_keys.replace(known, victim["address"], None, [imposter])
-        proc = lab.sglfleet("status", "-i", str(lab.inventory), "--json", timeout=600)
+        # A fresh ControlMaster folder: a multiplexed connection opened by an earlier test (ssh's
+        # ControlPersist keeps it 120 s) was verified when it opened and would not check again.
+        fresh = {**lab.env, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")}
+        proc = run_cli(fresh, "status", "-i", str(lab.inventory), "--json", timeout=600)
         assert proc.returncode == 0, proc.stderr
         document = json.loads(proc.stdout)
         (refused,) = document["unreachable"]

@@ -54,6 +54,11 @@ _RESULT_EVENTS: dict[str, HostStatus] = {
 
 
 def _message(res: dict[str, Any]) -> str:
+    """What a result says: its message and detail; for a loop, the first item that failed or could
+    not reach its host (the loop's own msg is only "All items completed")."""
+    for item in res.get("results") or []:
+        if isinstance(item, dict) and (item.get("unreachable") or item.get("failed")):
+            return _message(item)
     parts: list[str] = []
     for key in ("msg", "reason", "stderr", "module_stderr", "stdout"):
         value = res.get(key)

@@ -96,3 +96,25 @@ def test_reported_data_reaches_the_run_state() -> None:
     assert reported["lab-1"]["units"] == units
     assert reported["lab-2"] == {"units": {}, "warmup": {}}
     assert reported_status({}) == {} and reported_status({"sglfleet_status": "x"}) == {}
+
+
+def test_a_loop_that_could_not_reach_its_host_says_why() -> None:
+    said = "Failed to connect to the host via ssh: Host key verification failed."
+    raw = {
+        "event": "runner_on_unreachable",
+        "event_data": {
+            "host": "lab-1",
+            "task": "Status | Read each unit's state",
+            "res": {
+                "msg": "All items completed",
+                "unreachable": True,
+                "results": [
+                    {"item": "a.service", "unreachable": True, "msg": said},
+                    {"item": "b.service", "skipped": True},
+                ],
+            },
+        },
+    }
+    event = parse_event(raw)
+    assert isinstance(event, HostResult) and event.status == "unreachable"
+    assert event.message == said
