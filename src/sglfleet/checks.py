@@ -1,8 +1,10 @@
 """Is the inventory valid: the one answer, before any host is touched.
 
 `problems()` runs every check: the value checks of `validate`, the cross-references between
-groups, hosts, models and the router, port clashes, the firewall's pinned ports and, unless left
-out, whether each model fits its GPUs. Each problem names the host, the variable and the fix.
+groups, hosts, models and the router, what members, PD pairs and one router's names must agree
+on (`consistency`), port clashes of every port sglfleet opens, the firewall's pinned ports and,
+unless left out, whether each model fits its GPUs. Each problem names the host, the variable and
+the fix.
 `partial()` is the same for an inventory some of whose parts did not type (load_inventory calls
 it, so that one run reports every mistake). `require_valid()` raises them as InventoryError,
 `require_fit()` the models that do not fit their GPUs.
@@ -14,6 +16,12 @@ import difflib
 from collections.abc import Iterable
 
 from sglfleet.cluster import group_tp, memory_fit, replicas
+from sglfleet.consistency import (
+    group_shape_problems,
+    namespace_problems,
+    pd_problems,
+    port_claims,
+)
 from sglfleet.errors import InventoryError, Problem, readable_order
 from sglfleet.models import Inventory
 from sglfleet.security import port_problems
@@ -169,6 +177,9 @@ def problems(inv: Inventory, include_memory: bool = True) -> list[Problem]:
                 variable="sglfleet_router",
             )
         )
+    found += group_shape_problems(inv)
+    found += pd_problems(inv)
+    found += namespace_problems(inv)
     found += _port_clashes(inv)
     found += port_problems(inv)
     found += inventory_checks(inv)
@@ -249,6 +260,8 @@ def _port_clashes(inv: Inventory) -> list[Problem]:
             "router metrics",
             "sglfleet_router.metrics_port",
         )
+    for host, port, what, variable in port_claims(inv):
+        claim(host, port, what, variable)
     return problems
 
 

@@ -274,3 +274,24 @@ def test_run_plan_reports_the_same_problems(tmp_path: Path) -> None:
     too_large = next(c for c in broken.CASES if c.in_plan_only)
     lines = list(inventory_plans(broken.build(too_large, tmp_path / "big")).problems)
     assert any("DOES NOT FIT" in line for line in lines)
+
+
+def test_the_same_model_in_two_groups_is_replicas_not_a_name_clash(tmp_path: Path) -> None:
+    inv = broken.base()
+    inv.hosts["n4"] = dict(inv.hosts["n3"], ansible_host="192.0.2.4")
+    inv.hosts["n4"]["sglfleet_fabric_address"] = "10.20.0.4"
+    models = inv.cluster["sglfleet_models"]
+    models["qwen3-8b-copy"] = dict(models["qwen3-8b"], served_name="qwen3-8b")
+    inv.cluster["sglfleet_serving_groups"].append(
+        {"name": "more", "model": "qwen3-8b-copy", "hosts": ["n4"], "tp": 8}
+    )
+    directory = broken.write(inv, tmp_path / "inv")
+    assert problems_of(directory) == []
+
+
+def test_members_that_agree_on_fabric_settings_pass(tmp_path: Path) -> None:
+    inv = broken.base()
+    for host in ("n1", "n2"):
+        inv.hosts[host]["sglfleet_rdma_hcas"] = ["mlx5_0"]
+        inv.hosts[host]["sglfleet_fabric_interface"] = "ibp24s0"
+    assert problems_of(broken.write(inv, tmp_path / "inv")) == []
