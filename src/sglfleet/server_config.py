@@ -23,13 +23,19 @@ class ServerConfigError(ValueError):
     """The tokens cannot be written as an SGLang config file."""
 
 
-def _resolve(option: str, by_option: dict[str, Flag]) -> Flag:
-    flag = by_option.get(option)
-    if flag is None:
+def resolve(option: str, catalog: Catalog) -> Flag:
+    """The flag SGLang's parser takes `option` for (exact, or an unambiguous prefix)."""
+    by_option = catalog.by_option()
+    found = catalog.matches(option)
+    if len(found) > 1:
+        raise ServerConfigError(
+            f"{option} is ambiguous to SGLang's parser (it could be {', '.join(sorted(found))})"
+        )
+    if not found:
         close = difflib.get_close_matches(option.replace("_", "-"), list(by_option), n=3)
         hint = f" (similar: {', '.join(close)})" if close else ""
         raise ServerConfigError(f"{option} is not an SGLang server flag{hint}")
-    return flag
+    return by_option[found[0]]
 
 
 def _split(tokens: list[str]) -> list[tuple[str, list[str]]]:
@@ -77,10 +83,9 @@ def tokens_to_config(tokens: list[str], catalog: Catalog | None = None) -> dict[
     SGLang's config merger refuses. Repeated flags keep the last value, as argparse does.
     """
     catalog = catalog or load_catalog()
-    by_option = catalog.by_option()
     config: dict[str, Any] = {}
     for option, values in _split(tokens):
-        flag = _resolve(option, by_option)
+        flag = resolve(option, catalog)
         key = _key(flag)
         normalized = key.replace("-", "_")
         if normalized in catalog.config_unsupported_keys or any(

@@ -15,8 +15,9 @@ from sglfleet.cluster import gpu_memory_gb, option_tokens
 from sglfleet.errors import Problem
 from sglfleet.gpu_stack import gpu_stack_checks
 from sglfleet.models import Inventory, ModelSpec, ServingGroupSpec
-from sglfleet.server_config import ServerConfigError, tokens_to_config
-from sglfleet_sglang.catalog import load_catalog, type_functions
+from sglfleet.server_config import ServerConfigError, resolve, tokens_to_config
+from sglfleet_sglang import SGLANG_VERSION
+from sglfleet_sglang.catalog import known_versions, load_catalog, type_functions
 
 HUBS = ("huggingface", "modelscope")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -109,6 +110,21 @@ def _port_problem(
 
 def _cluster_checks(inv: Inventory) -> list[Problem]:
     problems: list[Problem] = []
+    if inv.sglang_version != SGLANG_VERSION:
+        known = known_versions()
+        problems.append(
+            Problem(
+                f"sglfleet has no flag catalog for SGLang {inv.sglang_version}: it knows "
+                + ", ".join(known)
+                + f" and installs {SGLANG_VERSION}; flags, config-file keys and ports would be "
+                "checked against another release",
+                f'pin `sglfleet_sglang_version: "{SGLANG_VERSION}"` (or remove it), or add the '
+                "release: dump its parser with `python tools/dump_sglang_flags.py` in a venv with "
+                "that SGLang and move sglfleet_sglang.SGLANG_VERSION to it "
+                "(docs/rehearsal-engine.md)",
+                variable="sglfleet_sglang_version",
+            )
+        )
     for variable, value in (
         ("sglfleet_install_dir", inv.install_dir),
         ("sglfleet_config_dir", inv.config_dir),
@@ -414,22 +430,21 @@ def _flag_problems(
         ]
     problems: list[Problem] = []
     types = type_functions(catalog)
-    current: Any = None
     values: list[str] = []
-    groups: list[tuple[Any, list[str]]] = []
+    groups: list[tuple[Any, str, list[str]]] = []
     for token in tokens:
         if token.startswith("--") and len(token) > 2:
             option, _, value = token.partition("=")
-            current = by_option[option]
             values = [value] if "=" in token else []
-            groups.append((current, values))
+            groups.append((resolve(option, catalog), option, values))
         else:
             values.append(token)
-    for flag, flag_values in groups:
+    for flag, written, flag_values in groups:
+        spelled = flag.name if written == flag.name else f"{written} ({flag.name})"
         if flag.dest in UNSAFE_FLAGS and not (flag_values and flag_values[-1].lower() == "false"):
             problems.append(
                 Problem(
-                    f"{flag.name} is refused: {UNSAFE_FLAGS[flag.dest]}",
+                    f"{spelled} is refused: {UNSAFE_FLAGS[flag.dest]}",
                     "remove it; sglfleet does not serve with it (docs/security.md)",
                     variable=variable,
                 )
@@ -438,7 +453,7 @@ def _flag_problems(
         if flag.dest in MANAGED_FLAGS:
             problems.append(
                 Problem(
-                    f"{flag.name} is set by sglfleet; here it would override {flag.dest}",
+                    f"{spelled} is set by sglfleet; here it would override {flag.dest}",
                     f"remove it and set {MANAGED_FLAGS[flag.dest]} instead",
                     variable=variable,
                 )

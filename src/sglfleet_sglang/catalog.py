@@ -57,6 +57,17 @@ class Catalog:
     def by_option(self) -> dict[str, Flag]:
         return {option: flag for flag in self.flags for option in flag.option_strings}
 
+    def matches(self, option: str) -> list[str]:
+        """The option strings `option` names the way SGLang's argparse reads it: itself when it
+        is one, else (allow_abbrev) every option string it is a prefix of; one is a match, more
+        is argparse's "ambiguous option" error, none an unknown flag."""
+        options = self.by_option()
+        if option in options:
+            return [option]
+        if not self.allow_abbrev or not option.startswith("--"):
+            return []
+        return [o for o in options if o.startswith(option)]
+
 
 def catalog_from_dict(data: dict[str, Any]) -> Catalog:
     flags = tuple(
@@ -83,6 +94,16 @@ def catalog_from_dict(data: dict[str, Any]) -> Catalog:
         config_unsupported_keys=dict(data["config"]["unsupported_keys"]),
         cuda_graph_config_keys={k: tuple(v) for k, v in data["cuda_graph_config_keys"].items()},
     )
+
+
+def known_versions() -> list[str]:
+    """The SGLang releases this package holds a flag catalog for (sglang_X_Y_Z_flags.json)."""
+    found = []
+    for entry in resources.files("sglfleet_sglang").iterdir():
+        name = entry.name
+        if name.startswith("sglang_") and name.endswith("_flags.json"):
+            found.append(name[len("sglang_") : -len("_flags.json")].replace("_", "."))
+    return sorted(found)
 
 
 def catalog_data() -> dict[str, Any]:

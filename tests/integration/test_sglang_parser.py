@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from sglfleet.inventory import load_inventory
-from sglfleet.server_config import tokens_to_config
+from sglfleet.server_config import ServerConfigError, tokens_to_config
 from sglfleet.topology import plan
 from sglfleet_sglang.catalog import build_parser, catalog_data, load_catalog
 from sglfleet_sglang.config_file import merge_config_with_args
@@ -115,6 +115,7 @@ def negative_jobs(tmp: Path) -> list[dict[str, Any]]:
         {"id": "neg:underscore-key", "argv": ["--config", str(underscore)]},
         {"id": "neg:unknown-key", "argv": ["--config", str(unknown_key)]},
         {"id": "neg:deprecated-key", "argv": ["--config", str(deprecated)]},
+        {"id": "neg:ambiguous-prefix", "argv": ["--model-path", "/m", "--enable"]},
     ]
 
 
@@ -127,7 +128,10 @@ PARITY_ARGV = [
     ["--model-path", "/m", "--lora-paths", "a=/x", '{"lora_name": "b", "lora_path": "/y"}'],
     ["--model-path", "/m", "--cuda-graph-config", '{"decode": {"max_bs": 64}}'],
     ["--model-path", "/m", "--json-model-override-args", '{"a": 1}', "--numa-node", "0", "1"],
+    # Unambiguous prefixes, which SGLang's argparse accepts (its docs write `--tp 8`).
+    ["--model-path", "/m", "--tp", "2", "--mem-frac", "0.8"],
 ]
+PREFIX_JOB = f"parity:{len(PARITY_ARGV) - 1}"
 
 
 @pytest.fixture(scope="module")
@@ -190,12 +194,26 @@ def test_example_inventory_flags_parse_in_sglang(inventory: Path, sglang: dict[s
         ("neg:underscore-key", "unrecognized arguments: --tp_size"),
         ("neg:unknown-key", "unrecognized arguments: --cuda-graph-max-bz"),
         ("neg:deprecated-key", "Unsupported config option 'enable_dp_attention'"),
+        ("neg:ambiguous-prefix", "ambiguous option: --enable"),
     ],
 )
 def test_sglang_rejects_bad_flags(job_id: str, message: str, sglang: dict[str, Any]) -> None:
     outcome = sglang["results"][job_id]
     assert not outcome["ok"]
     assert message in outcome["error"]
+
+
+def test_sglfleet_reads_flag_spellings_as_sglang_does(sglang: dict[str, Any]) -> None:
+    """Prefixes SGLang accepts name the same flags in sglfleet's checks; an ambiguous one is
+    refused by both."""
+    outcome = sglang["results"][PREFIX_JOB]
+    assert outcome["ok"], outcome
+    assert (outcome["args"]["tp_size"], outcome["args"]["mem_fraction_static"]) == (2, 0.8)
+    ours = tokens_to_config(["--tp", "2", "--mem-frac", "0.8"])
+    assert ours == {"tp-size": 2, "mem-fraction-static": 0.8}
+    assert not sglang["results"]["neg:ambiguous-prefix"]["ok"]
+    with pytest.raises(ServerConfigError, match="ambiguous"):
+        tokens_to_config(["--enable"])
 
 
 def _rehearsal(argv: list[str]) -> dict[str, Any] | None:

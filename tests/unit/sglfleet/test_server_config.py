@@ -79,7 +79,7 @@ def test_config_to_tokens_is_sglangs_own_expansion() -> None:
 @pytest.mark.parametrize(
     ("tokens", "message"),
     [
-        (["--cuda-graph-max-bs", "128"], "not an SGLang server flag.*--cuda-graph-max-bs-decode"),
+        (["--cuda-graph-max-bs", "128"], "ambiguous to SGLang.*--cuda-graph-max-bs-decode"),
         (["--tp_size", "2"], "not an SGLang server flag.*--tp-size"),
         (["--enable-dp-attention"], "cannot be written.*--attn-dp-size"),
         (["--enable-tf32-matmul"], "cannot be written"),
