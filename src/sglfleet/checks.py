@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from sglfleet.cluster import group_tp, memory_fit, replicas
 from sglfleet.consistency import (
+    architecture_problems,
     group_shape_problems,
     namespace_problems,
     pd_problems,
@@ -178,6 +179,7 @@ def problems(inv: Inventory, include_memory: bool = True) -> list[Problem]:
             )
         )
     found += group_shape_problems(inv)
+    found += architecture_problems(inv)
     found += pd_problems(inv)
     found += namespace_problems(inv)
     found += _port_clashes(inv)

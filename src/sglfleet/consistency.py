@@ -1,5 +1,10 @@
 """What must agree across hosts and groups for SGLang and the router to start at all.
 
+- The model splits as SGLang splits it: attention heads over tp (or tp / attn_dp), KV heads split
+  or replicated, routed experts over ep; an FP8 checkpoint needs FP8 GPUs unless the group states
+  a quantization; a context length above the model's maximum needs SGLang's override. The
+  architecture comes from the model's config.json where the controller can read it, else from a
+  table of known models (`model_arch`); the problem says which.
 - The members of a multi-node engine instance: SGLang puts tp x dp / nnodes GPUs on every member,
   so each has that many GPUs of one model; fabric settings (RDMA devices, socket interface) are
   set on every member or on none (NCCL ranks that disagree hang or fall back to TCP).
@@ -14,16 +19,20 @@ Each problem names the host or the group, the variable as written, and the fix.
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import yaml
 
-from sglfleet.cluster import replicas
+from sglfleet.cluster import group_tp, replicas
 from sglfleet.errors import Problem
+from sglfleet.hardware import supports_fp8
+from sglfleet.model_arch import architecture
 from sglfleet.models import Inventory, ModelSpec
 from sglfleet.paths import project_root
+from sglfleet_sglang.catalog import human_readable_int
 
 GPU_GROUP = "sglfleet_gpu_nodes"
 ROUTER_GROUP = "sglfleet_routers"
@@ -91,6 +100,96 @@ def group_shape_problems(inv: Inventory) -> list[Problem]:
                             variable=variable,
                         )
                     )
+    return problems
+
+
+LONGER_CONTEXT_ENV = "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN"
+
+
+def architecture_problems(inv: Inventory) -> list[Problem]:
+    """The model must split over the group as SGLang splits it, and run on its GPUs."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for replica in replicas(inv):
+        spec = replica.spec
+        model = inv.models.get(spec.model)
+        hosts = [h for h in replica.hosts if h in inv.hosts]
+        if spec.name in seen or model is None or not hosts:
+            continue
+        seen.add(spec.name)
+        arch = architecture(model)
+        if arch is None:
+            continue
+        var = f"sglfleet_serving_groups[{spec.name}]"
+        tp = group_tp(inv, replica)
+        attn_dp = spec.attn_dp or 1
+        per_attention = tp // attn_dp if attn_dp and tp % attn_dp == 0 else tp
+        where = f"({arch.source})"
+        if per_attention > 0 and arch.attention_heads % per_attention:
+            fits = [d for d in (1, 2, 4, 8, 16, 32) if arch.attention_heads % d == 0]
+            problems.append(
+                Problem(
+                    f"group {spec.name}: {spec.model} has {arch.attention_heads} attention heads, "
+                    f"which tp={tp}"
+                    + (f" / attn_dp={attn_dp}" if spec.attn_dp else "")
+                    + f" = {per_attention} does not divide {where}",
+                    f"split attention over a divisor of {arch.attention_heads}: tp (or tp / "
+                    f"attn_dp) in {fits}",
+                    variable=f"{var}.tp",
+                )
+            )
+        elif per_attention > 0 and arch.kv_heads % per_attention and per_attention % arch.kv_heads:
+            problems.append(
+                Problem(
+                    f"group {spec.name}: {spec.model} has {arch.kv_heads} KV heads; SGLang splits "
+                    f"or replicates them over {per_attention} ranks only when one divides the "
+                    f"other {where}",
+                    f"choose tp (or tp / attn_dp) that divides {arch.kv_heads} or is a multiple "
+                    "of it",
+                    variable=f"{var}.tp",
+                )
+            )
+        if spec.ep and arch.experts and arch.experts % spec.ep:
+            problems.append(
+                Problem(
+                    f"group {spec.name}: {spec.model} has {arch.experts} routed experts, which "
+                    f"ep={spec.ep} does not divide {where}",
+                    f"set ep to a divisor of {arch.experts} (e.g. 8 or 16)",
+                    variable=f"{var}.ep",
+                )
+            )
+        gpu_model = inv.hosts[hosts[0]].gpu_model
+        if (
+            arch.fp8_checkpoint
+            and supports_fp8(gpu_model) is False
+            and "quantization" not in spec.server_args
+        ):
+            problems.append(
+                Problem(
+                    f"group {spec.name}: {spec.model} is an FP8 checkpoint and {gpu_model} has "
+                    f"no FP8 tensor cores (pre-Hopper) {where}",
+                    "serve a BF16 (or INT8) checkpoint of the model on these GPUs and state its "
+                    "method in server_args.quantization, or use Hopper, Ada or Blackwell GPUs",
+                    host=hosts[0],
+                    variable="sglfleet_gpu_model",
+                )
+            )
+        raw = spec.server_args.get("context_length")
+        try:
+            context = human_readable_int(str(raw)) if raw is not None else None
+        except (ValueError, ArgumentTypeError):
+            context = None  # the flag check reports a value that is not a number
+        allowed = str(spec.env.get(LONGER_CONTEXT_ENV, "")).lower() in ("1", "true")
+        if context is not None and context > arch.max_context and not allowed:
+            problems.append(
+                Problem(
+                    f"group {spec.name}: context_length {context} is above {spec.model}'s "
+                    f"maximum of {arch.max_context} {where}; SGLang refuses it at start",
+                    f"set context_length to at most {arch.max_context}, or (knowing the model "
+                    f"degrades past it) set env {LONGER_CONTEXT_ENV}: '1' on the group",
+                    variable=f"{var}.server_args.context_length",
+                )
+            )
     return problems
 
 
