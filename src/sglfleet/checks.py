@@ -22,6 +22,7 @@ from sglfleet.consistency import (
     namespace_problems,
     pd_problems,
     port_claims,
+    router_version_problems,
 )
 from sglfleet.errors import InventoryError, Problem, readable_order
 from sglfleet.models import Inventory
@@ -180,6 +181,7 @@ def problems(inv: Inventory, include_memory: bool = True) -> list[Problem]:
         )
     found += group_shape_problems(inv)
     found += architecture_problems(inv)
+    found += router_version_problems(inv)
     found += pd_problems(inv)
     found += namespace_problems(inv)
     found += _port_clashes(inv)

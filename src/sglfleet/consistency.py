@@ -149,6 +149,16 @@ def architecture_problems(inv: Inventory) -> list[Problem]:
                     variable=f"{var}.tp",
                 )
             )
+        pp = spec.server_args.get("pp_size") or spec.server_args.get("pipeline_parallel_size")
+        if isinstance(pp, int) and pp > 1 and arch.layers % pp:
+            problems.append(
+                Problem(
+                    f"group {spec.name}: {spec.model} has {arch.layers} layers, which pp_size={pp} "
+                    f"does not divide {where}",
+                    f"set pp_size to a divisor of {arch.layers}",
+                    variable=f"{var}.server_args.pp_size",
+                )
+            )
         if spec.ep and arch.experts and arch.experts % spec.ep:
             problems.append(
                 Problem(
@@ -190,6 +200,27 @@ def architecture_problems(inv: Inventory) -> list[Problem]:
                     variable=f"{var}.server_args.context_length",
                 )
             )
+    return problems
+
+
+def router_version_problems(inv: Inventory) -> list[Problem]:
+    """The router's flags are written for the release the role pins; another is refused."""
+    pinned = str(role_default("sglang_router", "sglang_router_version"))
+    problems: list[Problem] = []
+    for name, host in inv.hosts.items():
+        wanted = host.vars.get("sglang_router_version")
+        if wanted is None or str(wanted) == pinned or ROUTER_GROUP not in host.groups:
+            continue
+        problems.append(
+            Problem(
+                f"sglang_router_version {wanted} is not the release sglfleet writes the router's "
+                f"flags for ({pinned}); its flags and metrics may differ",
+                f"remove sglang_router_version (sglfleet pins {pinned}), or add the release to "
+                "the sglang_router role and its tests first",
+                host=name,
+                variable="sglang_router_version",
+            )
+        )
     return problems
 
 

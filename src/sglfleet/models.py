@@ -157,6 +157,8 @@ class GroupPlan(StrictModel):
     api_url: str
     memory: MemoryFit
     nodes: tuple[NodePlan, ...]
+    # Where the split checks read the model's architecture (None: unknown model, not checked).
+    architecture_source: str | None = None
 
 
 class ClusterPlan(StrictModel):

@@ -15,6 +15,7 @@ from sglfleet.cluster import (
     service_address,
 )
 from sglfleet.contract import PrefillWorker, RouterWorkers
+from sglfleet.model_arch import architecture
 from sglfleet.models import (
     REDACTED,
     ClusterPlan,
@@ -149,6 +150,7 @@ def plan(inv: Inventory, *, checked: bool = False) -> ClusterPlan:
                 api_url=f"http://{service_address(rank0)}:{replica.spec.port}",
                 memory=memory_fit(inv, replica, model),
                 nodes=nodes,
+                architecture_source=arch.source if (arch := architecture(model)) else None,
             )
         )
     router_url = None

@@ -98,6 +98,17 @@ def print_plan(plan: ClusterPlan) -> None:
         if group.dist_init_addr:
             console.print(f"  dist-init: {group.dist_init_addr}")
         console.print(Text(f"  memory: {group.memory.message}", style=mem_style))
+        console.print(
+            Text(
+                "  architecture: "
+                + (
+                    f"from {group.architecture_source}"
+                    if group.architecture_source
+                    else "unknown model, split not checked (no config.json readable here and "
+                    "not in sglfleet's table)"
+                )
+            )
+        )
         if group.memory.hint:
             console.print(Text(f"  Hint: {group.memory.hint}", style="yellow"))
         table = Table(show_header=True, expand=False)
