@@ -6,8 +6,7 @@
   architecture comes from the model's config.json where the controller can read it, else from a
   table of known models (`model_arch`); the problem says which.
 - The members of a multi-node engine instance: SGLang puts tp x dp / nnodes GPUs on every member,
-  so each has that many GPUs of one model; fabric settings (RDMA devices, socket interface) are
-  set on every member or on none (NCCL ranks that disagree hang or fall back to TCP).
+  so each has that many GPUs of one model.
 - Prefill/decode pairs: one model and revision, one KV transfer backend, IB devices on all or none.
 - One gateway, one namespace: groups behind the router that answer to one served name serve the
   same weights (two models under one name would be mixed at random).
@@ -38,7 +37,6 @@ GPU_GROUP = "sglfleet_gpu_nodes"
 ROUTER_GROUP = "sglfleet_routers"
 MONITORING_GROUP = "sglfleet_monitoring"
 GRAFANA_PORT = 3000  # Grafana's own default; the monitoring role does not change it
-FABRIC_VARIABLES = ("sglfleet_rdma_hcas", "sglfleet_fabric_interface")
 
 
 @cache
@@ -54,7 +52,7 @@ def _setting(inv: Inventory, host: str, role: str, name: str) -> Any:
 
 
 def group_shape_problems(inv: Inventory) -> list[Problem]:
-    """Members of one multi-node engine instance: the same GPUs, fabric settings on all or none."""
+    """Members of one multi-node engine instance: the same number and model of GPUs."""
     problems: list[Problem] = []
     for replica in replicas(inv):
         members = [h for h in replica.hosts if h in inv.hosts]
@@ -86,20 +84,6 @@ def group_shape_problems(inv: Inventory) -> list[Problem]:
                         variable="sglfleet_gpu_model",
                     )
                 )
-        for variable in FABRIC_VARIABLES:
-            with_it = [h for h in members if inv.hosts[h].vars.get(variable)]
-            if with_it and len(with_it) != len(members):
-                for name in (h for h in members if h not in with_it):
-                    problems.append(
-                        Problem(
-                            f"{replica.name}: {variable} is set on {', '.join(with_it)} but not "
-                            "on this member; NCCL ranks with different fabric settings hang or "
-                            "fall back to TCP",
-                            f"set {variable} on every member of {replica.name}, or on none",
-                            host=name,
-                            variable=variable,
-                        )
-                    )
     return problems
 
 

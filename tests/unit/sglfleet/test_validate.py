@@ -287,11 +287,3 @@ def test_the_same_model_in_two_groups_is_replicas_not_a_name_clash(tmp_path: Pat
     )
     directory = broken.write(inv, tmp_path / "inv")
     assert problems_of(directory) == []
-
-
-def test_members_that_agree_on_fabric_settings_pass(tmp_path: Path) -> None:
-    inv = broken.base()
-    for host in ("n1", "n2"):
-        inv.hosts[host]["sglfleet_rdma_hcas"] = ["mlx5_0"]
-        inv.hosts[host]["sglfleet_fabric_interface"] = "ibp24s0"
-    assert problems_of(broken.write(inv, tmp_path / "inv")) == []
